@@ -1,0 +1,41 @@
+#pragma once
+
+#include <string>
+#include <string_view>
+
+#include "clock.hpp"
+#include "fd.hpp"
+
+namespace tcpd {
+
+// Why a request did not get the reply it wanted.
+enum class Failure { none, refused, reset, timeout, busy, too_long, mismatch, other };
+inline constexpr int kFailureKinds = 8;
+std::string_view failure_name(Failure f);
+
+// One request/reply on a connection: sends `request` (which ends in '\n'), reads up to the
+// reply's newline or the server's close. Bytes after the newline are kept for the next reply.
+struct ReplyResult {
+  Failure failure = Failure::none;
+  int err = 0;        // errno behind reset/timeout/other, when there is one
+  std::string reply;  // without its newline (and '\r')
+  bool closed = false;  // the server closed after this reply (a one-shot reply)
+};
+
+class Connection {
+ public:
+  explicit Connection(Fd fd) : fd_(std::move(fd)) {}
+  ReplyResult request(std::string_view request, Clock::time_point deadline);
+  [[nodiscard]] int fd() const { return fd_.get(); }
+
+ private:
+  Fd fd_;
+  std::string in_;
+};
+
+// Maps an ERR line to its failure, and checks --expect.
+Failure classify_reply(std::string_view reply, const std::string* expect);
+// The failure kind of a connect() errno.
+Failure classify_connect(int err);
+
+}  // namespace tcpd

@@ -1,0 +1,34 @@
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+namespace tcpd {
+
+// Log-linear latency histogram in microseconds (HdrHistogram's layout, simplified): exact below
+// 1024 µs, then 512 buckets per power of two, so any recorded value is off by at most 0.2%
+// (three significant digits). Fixed memory (~115 KiB) whatever the number of samples.
+class Histogram {
+ public:
+  Histogram();
+  void record(uint64_t micros);
+  void merge(const Histogram& other);
+
+  [[nodiscard]] uint64_t count() const { return count_; }
+  [[nodiscard]] uint64_t max() const { return max_; }
+  // The value at quantile q (0..1): the smallest bucket value with at least q of the samples at
+  // or below it. 0 when empty.
+  [[nodiscard]] uint64_t percentile(double q) const;
+
+  static std::size_t index_of(uint64_t micros);
+  static uint64_t lowest_of(std::size_t index);
+  static uint64_t highest_of(std::size_t index);
+
+ private:
+  std::vector<uint64_t> buckets_;
+  uint64_t count_ = 0;
+  uint64_t max_ = 0;
+};
+
+}  // namespace tcpd

@@ -1,0 +1,138 @@
+#include "load.hpp"
+
+#include <atomic>
+#include <cerrno>
+#include <condition_variable>
+#include <mutex>
+#include <optional>
+#include <thread>
+#include <vector>
+
+#include "socket.hpp"
+
+namespace tcpd {
+namespace {
+
+struct Shared {
+  const ClientConfig& cfg;
+  const Target& target;
+  std::string request;
+  Clock::time_point start;
+  Clock::time_point end;  // max() in count mode
+  std::chrono::nanoseconds interval{0};  // between scheduled sends, with --rate
+  std::atomic<uint64_t> tickets{0};
+  std::atomic<uint64_t> done{0};
+  std::atomic<uint64_t> ok{0};
+};
+
+
+// The next request this thread may send, and when it is due; nullopt when the run is over.
+std::optional<Clock::time_point> next_ticket(Shared& sh) {
+  const auto now = Clock::now();
+  if (sh.cfg.rate <= 0) {
+    if (now >= sh.end) return std::nullopt;
+    if (sh.end == Clock::time_point::max() &&
+        sh.tickets.fetch_add(1, std::memory_order_relaxed) >= sh.cfg.count) {
+      return std::nullopt;
+    }
+    return now;
+  }
+  const uint64_t i = sh.tickets.fetch_add(1, std::memory_order_relaxed);
+  if (sh.end == Clock::time_point::max() && i >= sh.cfg.count) return std::nullopt;
+  const auto due = sh.start + sh.interval * static_cast<int64_t>(i);
+  if (due >= sh.end) return std::nullopt;
+  return due;
+}
+
+void worker(Shared& sh, LoadResult& r) {
+  std::optional<Connection> conn;
+  const std::string* expect = sh.cfg.expect ? &*sh.cfg.expect : nullptr;
+  while (auto due = next_ticket(sh)) {
+    if (*due > Clock::now()) std::this_thread::sleep_until(*due);
+    // Open loop: latency counts from when the request was due, so a stalled server cannot hide
+    // the queueing it causes (coordinated omission).
+    const auto t0 = sh.cfg.rate > 0 ? *due : Clock::now();
+    ++r.requests;
+    Failure f = Failure::none;
+    if (!conn) {
+      ConnectResult c = connect_addr(reinterpret_cast<const sockaddr*>(&sh.target.addr),
+                                     sh.target.len, Clock::now() + sh.cfg.timeout);
+      if (!c.fd) {
+        f = classify_connect(c.error);
+        if (c.error == EADDRNOTAVAIL) ++r.out_of_ports;
+        if (c.error == EMFILE || c.error == ENFILE) ++r.out_of_fds;
+      } else {
+        conn.emplace(std::move(c.fd));
+      }
+    }
+    if (conn) {
+      ReplyResult rr = conn->request(sh.request, Clock::now() + sh.cfg.timeout);
+      f = rr.failure == Failure::none ? classify_reply(rr.reply, expect) : rr.failure;
+      if (rr.failure == Failure::other && rr.closed) f = Failure::reset;  // closed, no reply
+      if (f != Failure::none || !sh.cfg.keepalive || rr.closed) conn.reset();
+    }
+    if (f == Failure::none) {
+      ++r.ok;
+      const auto us = std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - t0);
+      r.latency.record(static_cast<uint64_t>(us.count()));
+      sh.ok.fetch_add(1, std::memory_order_relaxed);
+    } else {
+      ++r.failures[static_cast<std::size_t>(f)];
+      // A failing connect in a tight loop would only burn the ports or descriptors it lacks.
+      if (r.out_of_ports + r.out_of_fds > 0 && !conn) std::this_thread::sleep_for(Millis{1});
+    }
+    sh.done.fetch_add(1, std::memory_order_relaxed);
+  }
+}
+
+}  // namespace
+
+LoadResult run_load(const ClientConfig& cfg, const Target& target,
+                    const std::function<void(const Progress&)>& on_tick) {
+  Shared sh{cfg, target, cfg.msg + "\n", Clock::now(), Clock::time_point::max()};
+  if (cfg.duration_s) {
+    sh.end = sh.start + std::chrono::duration_cast<Clock::duration>(
+                            std::chrono::duration<double>(*cfg.duration_s));
+  }
+  if (cfg.rate > 0) {
+    sh.interval = std::chrono::nanoseconds(static_cast<int64_t>(1e9 / cfg.rate));
+  }
+  std::vector<LoadResult> results(cfg.concurrency);
+  std::vector<std::thread> threads;
+  threads.reserve(cfg.concurrency);
+  std::mutex mu;
+  std::condition_variable cv;
+  unsigned running = cfg.concurrency;
+  for (unsigned i = 0; i < cfg.concurrency; ++i) {
+    threads.emplace_back([&, i] {
+      worker(sh, results[i]);
+      std::lock_guard lock(mu);
+      if (--running == 0) cv.notify_all();
+    });
+  }
+  {
+    std::unique_lock lock(mu);
+    auto next = sh.start + std::chrono::seconds(1);
+    while (!cv.wait_until(lock, next, [&] { return running == 0; })) {
+      const double secs = std::chrono::duration<double>(Clock::now() - sh.start).count();
+      lock.unlock();
+      on_tick(Progress{sh.done.load(), sh.ok.load(), secs});
+      lock.lock();
+      next += std::chrono::seconds(1);
+    }
+  }
+  for (auto& t : threads) t.join();
+  LoadResult total;
+  total.seconds = std::chrono::duration<double>(Clock::now() - sh.start).count();
+  for (const auto& r : results) {
+    total.requests += r.requests;
+    total.ok += r.ok;
+    for (std::size_t k = 0; k < total.failures.size(); ++k) total.failures[k] += r.failures[k];
+    total.out_of_ports += r.out_of_ports;
+    total.out_of_fds += r.out_of_fds;
+    total.latency.merge(r.latency);
+  }
+  return total;
+}
+
+}  // namespace tcpd

@@ -1,0 +1,45 @@
+#pragma once
+
+#include <sys/socket.h>
+
+#include <array>
+#include <cstdint>
+#include <functional>
+
+#include "config.hpp"
+#include "exchange.hpp"
+#include "histogram.hpp"
+
+namespace tcpd {
+
+struct LoadResult {
+  uint64_t requests = 0;  // attempted
+  uint64_t ok = 0;
+  std::array<uint64_t, kFailureKinds> failures{};  // indexed by Failure
+  uint64_t out_of_ports = 0;  // EADDRNOTAVAIL on connect
+  uint64_t out_of_fds = 0;    // EMFILE/ENFILE on socket
+  double seconds = 0;
+  Histogram latency;  // successful requests only, µs
+
+  [[nodiscard]] uint64_t failed() const { return requests - ok; }
+};
+
+// Where to connect: resolved once, before the run.
+struct Target {
+  sockaddr_storage addr{};
+  socklen_t len = 0;
+};
+
+struct Progress {
+  uint64_t requests;
+  uint64_t ok;
+  double seconds;
+};
+
+// Runs load mode: `concurrency` threads, each a closed loop (or paced by --rate, with latency
+// measured from each request's scheduled time). `on_tick` is called about once a second from
+// the calling thread while the run lasts.
+LoadResult run_load(const ClientConfig& cfg, const Target& target,
+                    const std::function<void(const Progress&)>& on_tick);
+
+}  // namespace tcpd

@@ -1,0 +1,126 @@
+#include <fmt/format.h>
+#include <unistd.h>
+
+#include <csignal>
+#include <cstdio>
+#include <cstring>
+#include <iostream>
+#include <string>
+
+#include "cli.hpp"
+#include "exchange.hpp"
+#include "load.hpp"
+#include "report.hpp"
+#include "socket.hpp"
+
+namespace {
+
+using tcpd::ClientConfig;
+
+std::string endpoint(const ClientConfig& cfg) {
+  const bool v6 = cfg.host.find(':') != std::string::npos;
+  return fmt::format("{}{}{}:{}", v6 ? "[" : "", cfg.host, v6 ? "]" : "", cfg.port);
+}
+
+int fail(const std::string& message) {
+  std::fprintf(stderr, "tcpc: %s\n", message.c_str());
+  return 1;
+}
+
+std::string connect_error(const ClientConfig& cfg, const tcpd::ConnectResult& c) {
+  std::string why = !c.detail.empty() ? c.detail
+                    : c.error == ETIMEDOUT
+                        ? fmt::format("timed out after {} ms", cfg.timeout.count())
+                        : std::string(std::strerror(c.error));
+  return fmt::format("cannot connect to {}: {}", endpoint(cfg), why);
+}
+
+std::string reply_error(const ClientConfig& cfg, const tcpd::ReplyResult& r) {
+  using tcpd::Failure;
+  switch (r.failure) {
+    case Failure::busy: return fmt::format("{} is busy: {}", endpoint(cfg), r.reply);
+    case Failure::too_long: return fmt::format("{} refused the request: {}", endpoint(cfg), r.reply);
+    case Failure::mismatch:
+      return fmt::format("unexpected reply from {}: \"{}\" (expected \"{}\")", endpoint(cfg), r.reply,
+                         cfg.expect.value_or(""));
+    case Failure::timeout:
+      return fmt::format("no reply from {} within {} ms", endpoint(cfg), cfg.timeout.count());
+    case Failure::reset: return fmt::format("connection to {} reset by the server", endpoint(cfg));
+    default:
+      if (r.closed) return fmt::format("{} closed the connection without replying", endpoint(cfg));
+      return fmt::format("error talking to {}: {}", endpoint(cfg), std::strerror(r.err));
+  }
+}
+
+// One connection; one request from --msg, or one per stdin line.
+int run_single(const ClientConfig& cfg) {
+  auto c = tcpd::connect_tcp(cfg.host, cfg.port, tcpd::Clock::now() + cfg.timeout);
+  if (!c.fd) return fail(connect_error(cfg, c));
+  tcpd::Connection conn(std::move(c.fd));
+  const std::string* expect = cfg.expect ? &*cfg.expect : nullptr;
+  auto one = [&](const std::string& msg) -> int {
+    tcpd::ReplyResult r = conn.request(msg + "\n", tcpd::Clock::now() + cfg.timeout);
+    if (r.failure == tcpd::Failure::none) r.failure = tcpd::classify_reply(r.reply, expect);
+    if (r.failure != tcpd::Failure::none) return fail(reply_error(cfg, r));
+    if (!cfg.quiet) {
+      std::fwrite(r.reply.data(), 1, r.reply.size(), stdout);
+      std::fputc('\n', stdout);
+      std::fflush(stdout);
+    }
+    return r.closed ? -1 : 0;
+  };
+  if (!cfg.stdin_mode()) {
+    int rc = one(cfg.msg);
+    return rc < 0 ? 0 : rc;
+  }
+  std::string line;
+  while (std::getline(std::cin, line)) {
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    int rc = one(line);
+    if (rc > 0) return rc;
+    if (rc < 0) {
+      // The server answered one-shot style and closed; nothing more can be sent.
+      if (std::cin.peek() != EOF) return fail(fmt::format("{} closed the connection", endpoint(cfg)));
+      break;
+    }
+  }
+  return 0;
+}
+
+int run_load_mode(const ClientConfig& cfg) {
+  // Resolve once and find the address that answers (localhost may be ::1 or 127.0.0.1).
+  auto c = tcpd::connect_tcp(cfg.host, cfg.port, tcpd::Clock::now() + cfg.timeout);
+  if (!c.fd) return fail(connect_error(cfg, c));
+  tcpd::Target target;
+  target.len = sizeof target.addr;
+  if (::getpeername(c.fd.get(), reinterpret_cast<sockaddr*>(&target.addr), &target.len) != 0) {
+    return fail(fmt::format("getpeername: {}", std::strerror(errno)));
+  }
+  c.fd.reset();
+  const bool show_progress = !cfg.quiet && ::isatty(STDERR_FILENO) != 0;
+  auto tick = [&](const tcpd::Progress& p) {
+    if (!show_progress || p.seconds < 2.0) return;
+    std::fprintf(stderr, "tcpc: %.0f s: %llu requests, %llu failed, %.0f req/s\n", p.seconds,
+                 static_cast<unsigned long long>(p.requests),
+                 static_cast<unsigned long long>(p.requests - p.ok),
+                 static_cast<double>(p.ok) / p.seconds);
+  };
+  tcpd::LoadResult r = tcpd::run_load(cfg, target, tick);
+  const std::string out = cfg.json ? tcpd::load_summary_json(cfg, r) : tcpd::load_summary_text(cfg, r);
+  std::fputs(out.c_str(), stdout);
+  std::fputs(tcpd::load_hints(r).c_str(), stderr);
+  return r.failed() == 0 ? 0 : 1;
+}
+
+}  // namespace
+
+int main(int argc, char* argv[]) {
+  std::signal(SIGPIPE, SIG_IGN);
+  auto parsed = tcpd::parse_client_cli(argc, argv);
+  if (auto* done = std::get_if<tcpd::ClientCliExit>(&parsed)) {
+    std::fputs(done->text.c_str(), done->code == 0 ? stdout : stderr);
+    return done->code;
+  }
+  const auto& cfg = std::get<ClientConfig>(parsed);
+  return cfg.load_mode() ? run_load_mode(cfg) : run_single(cfg);
+}

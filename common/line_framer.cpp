@@ -1,0 +1,61 @@
+#include "line_framer.hpp"
+
+#include <cstring>
+
+namespace tcpd {
+
+char* LineFramer::prepare(std::size_t min_free) {
+  if (begin_ == end_) begin_ = scanned_ = end_ = 0;
+  if (buf_.size() - end_ < min_free) {
+    // Slide the pending bytes to the front before growing: a long session then reuses one
+    // buffer instead of creeping forward.
+    if (begin_ > 0) {
+      std::memmove(buf_.data(), buf_.data() + begin_, end_ - begin_);
+      scanned_ -= begin_;
+      end_ -= begin_;
+      begin_ = 0;
+    }
+    if (buf_.size() - end_ < min_free) buf_.resize(end_ + min_free);
+  }
+  return buf_.data() + end_;
+}
+
+void LineFramer::append(std::string_view bytes) {
+  std::memcpy(prepare(bytes.size()), bytes.data(), bytes.size());
+  commit(bytes.size());
+}
+
+LineFramer::Next LineFramer::next() {
+  const char* base = buf_.data();
+  const void* nl = scanned_ < end_ ? std::memchr(base + scanned_, '\n', end_ - scanned_) : nullptr;
+  if (nl == nullptr) {
+    scanned_ = end_;
+    const std::size_t pending = end_ - begin_;
+    // max_ bytes plus a '\r' that may still be followed by '\n'.
+    if (pending > max_ + 1 || (pending == max_ + 1 && base[end_ - 1] != '\r')) {
+      return {Status::too_long, {}};
+    }
+    return {Status::need_more, {}};
+  }
+  const auto at = static_cast<std::size_t>(static_cast<const char*>(nl) - base);
+  std::size_t len = at - begin_;
+  if (len > 0 && base[at - 1] == '\r') --len;
+  std::string_view line(base + begin_, len);
+  begin_ = scanned_ = at + 1;
+  if (len > max_) return {Status::too_long, {}};
+  return {Status::line, line};
+}
+
+void LineFramer::clear() {
+  begin_ = scanned_ = end_;
+  release_if_empty();
+}
+
+void LineFramer::release_if_empty() {
+  if (begin_ == end_) {
+    std::vector<char>().swap(buf_);
+    begin_ = scanned_ = end_ = 0;
+  }
+}
+
+}  // namespace tcpd

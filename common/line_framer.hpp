@@ -1,0 +1,46 @@
+#pragma once
+
+#include <cstddef>
+#include <string_view>
+#include <vector>
+
+namespace tcpd {
+
+// Splits a byte stream into requests: the bytes up to each '\n', with one '\r' just before it
+// dropped. Binary-safe: NUL and any other byte are ordinary request bytes.
+class LineFramer {
+ public:
+  enum class Status { need_more, line, too_long };
+  struct Next {
+    Status status;
+    std::string_view line;  // valid until the next call that changes the framer
+  };
+
+  explicit LineFramer(std::size_t max_message) : max_(max_message) {}
+
+  // Room for at least `min_free` bytes to be received into; follow with commit().
+  char* prepare(std::size_t min_free);
+  void commit(std::size_t n) { end_ += n; }
+  void append(std::string_view bytes);
+
+  // The next complete request, if any. too_long once the pending request can no longer fit in
+  // max_message bytes (the '\r\n' does not count), even before its newline arrives.
+  Next next();
+
+  // Bytes received that do not yet end in a newline.
+  [[nodiscard]] std::string_view pending() const { return {buf_.data() + begin_, end_ - begin_}; }
+  [[nodiscard]] bool empty() const { return begin_ == end_; }
+  [[nodiscard]] std::size_t capacity() const { return buf_.capacity(); }
+  // Drops the pending bytes (they were answered some other way) and frees the buffer if idle.
+  void clear();
+  void release_if_empty();
+
+ private:
+  std::size_t max_;
+  std::vector<char> buf_;
+  std::size_t begin_ = 0;    // first byte of the pending request
+  std::size_t scanned_ = 0;  // bytes before this are known to hold no '\n'
+  std::size_t end_ = 0;      // one past the last received byte
+};
+
+}  // namespace tcpd

@@ -1,0 +1,259 @@
+#include "socket.hpp"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <unistd.h>
+
+#include <array>
+#include <cerrno>
+#include <memory>
+#include <system_error>
+
+namespace tcpd {
+namespace {
+
+std::system_error sys_error(int err, const std::string& what) {
+  return {err, std::generic_category(), what};
+}
+
+std::string bracket(const std::string& host) {
+  return host.find(':') != std::string::npos ? "[" + host + "]" : host;
+}
+
+Fd bind_listen(int family, const sockaddr* sa, socklen_t len, int backlog, const std::string& name) {
+  Fd fd(::socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  if (!fd) throw sys_error(errno, "cannot create a socket for " + name);
+  int one = 1;
+  // Lets a restarted server bind while old connections sit in TIME_WAIT.
+  ::setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  if (family == AF_INET6) {
+    // Dual-stack only for the wildcard; an explicit IPv6 address stays IPv6-only as given.
+    const auto* a6 = reinterpret_cast<const sockaddr_in6*>(sa);
+    int v6only = IN6_IS_ADDR_UNSPECIFIED(&a6->sin6_addr) ? 0 : 1;
+    ::setsockopt(fd.get(), IPPROTO_IPV6, IPV6_V6ONLY, &v6only, sizeof v6only);
+  }
+  if (::bind(fd.get(), sa, len) != 0) throw sys_error(errno, "cannot bind to " + name);
+  if (::listen(fd.get(), backlog) != 0) throw sys_error(errno, "cannot listen on " + name);
+  return fd;
+}
+
+// Returns fd's revents, 0 on timeout, -1 when woken (and fd had nothing).
+short poll_events(int fd, short events, Clock::time_point deadline, Wake wake, int& err) {
+  // poll(2) ignores negative descriptors, so an unused Wake slot costs nothing.
+  std::array<pollfd, 3> pfd{{{fd, events, 0}, {wake.first, POLLIN, 0}, {wake.second, POLLIN, 0}}};
+  const nfds_t n = wake.second >= 0 ? 3 : wake.first >= 0 ? 2 : 1;
+  for (;;) {
+    int rc = ::poll(pfd.data(), n, poll_timeout_ms(deadline));
+    if (rc > 0) return pfd[0].revents != 0 ? pfd[0].revents : short{-1};
+    if (rc == 0) {
+      if (Clock::now() >= deadline) return 0;
+      continue;  // poll's millisecond rounding can wake a hair early
+    }
+    if (errno != EINTR) {
+      err = errno;
+      return POLLERR;
+    }
+  }
+}
+
+IoStatus classify(int err) {
+  return (err == ECONNRESET || err == EPIPE) ? IoStatus::reset : IoStatus::error;
+}
+
+}  // namespace
+
+Fd listen_tcp(const std::string& address, uint16_t port, int backlog) {
+  if (address.empty()) {
+    sockaddr_in6 a6{};
+    a6.sin6_family = AF_INET6;
+    a6.sin6_addr = in6addr_any;
+    a6.sin6_port = htons(port);
+    Fd probe(::socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    if (probe) {
+      probe.reset();
+      try {
+        return bind_listen(AF_INET6, reinterpret_cast<sockaddr*>(&a6), sizeof a6, backlog,
+                           "[::]:" + std::to_string(port));
+      } catch (const std::system_error& e) {
+        // Kernels booted with ipv6.disable=1 refuse the bind rather than the socket.
+        if (e.code().value() != EADDRNOTAVAIL && e.code().value() != EAFNOSUPPORT) throw;
+      }
+    }
+    sockaddr_in a4{};
+    a4.sin_family = AF_INET;
+    a4.sin_addr.s_addr = htonl(INADDR_ANY);
+    a4.sin_port = htons(port);
+    return bind_listen(AF_INET, reinterpret_cast<sockaddr*>(&a4), sizeof a4, backlog,
+                       "0.0.0.0:" + std::to_string(port));
+  }
+
+  const std::string name = bracket(address) + ":" + std::to_string(port);
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+  addrinfo* res = nullptr;
+  const std::string service = std::to_string(port);
+  if (int rc = ::getaddrinfo(address.c_str(), service.c_str(), &hints, &res); rc != 0) {
+    throw std::system_error(EINVAL, std::generic_category(),
+                            "cannot resolve bind address " + address + ": " + gai_strerror(rc));
+  }
+  std::unique_ptr<addrinfo, decltype(&::freeaddrinfo)> guard(res, &::freeaddrinfo);
+  std::system_error last = sys_error(EADDRNOTAVAIL, "cannot bind to " + name);
+  for (addrinfo* ai = res; ai != nullptr; ai = ai->ai_next) {
+    try {
+      return bind_listen(ai->ai_family, ai->ai_addr, ai->ai_addrlen, backlog, name);
+    } catch (const std::system_error& e) {
+      last = e;
+    }
+  }
+  throw last;
+}
+
+std::string format_address(const sockaddr* sa, socklen_t len) {
+  char host[INET6_ADDRSTRLEN] = "?";
+  if (sa->sa_family == AF_INET && len >= sizeof(sockaddr_in)) {
+    const auto* a = reinterpret_cast<const sockaddr_in*>(sa);
+    ::inet_ntop(AF_INET, &a->sin_addr, host, sizeof host);
+    return std::string(host) + ":" + std::to_string(ntohs(a->sin_port));
+  }
+  if (sa->sa_family == AF_INET6 && len >= sizeof(sockaddr_in6)) {
+    const auto* a = reinterpret_cast<const sockaddr_in6*>(sa);
+    if (IN6_IS_ADDR_V4MAPPED(&a->sin6_addr)) {
+      // An IPv4 client of a dual-stack socket: show it as the IPv4 address it is.
+      ::inet_ntop(AF_INET, &a->sin6_addr.s6_addr[12], host, sizeof host);
+      return std::string(host) + ":" + std::to_string(ntohs(a->sin6_port));
+    }
+    ::inet_ntop(AF_INET6, &a->sin6_addr, host, sizeof host);
+    return "[" + std::string(host) + "]:" + std::to_string(ntohs(a->sin6_port));
+  }
+  return "?";
+}
+
+std::string local_address(int fd) {
+  sockaddr_storage ss{};
+  socklen_t len = sizeof ss;
+  if (::getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len) != 0) return "?";
+  return format_address(reinterpret_cast<sockaddr*>(&ss), len);
+}
+
+std::string peer_address(int fd) {
+  sockaddr_storage ss{};
+  socklen_t len = sizeof ss;
+  if (::getpeername(fd, reinterpret_cast<sockaddr*>(&ss), &len) != 0) return "?";
+  return format_address(reinterpret_cast<sockaddr*>(&ss), len);
+}
+
+uint16_t local_port(int fd) {
+  sockaddr_storage ss{};
+  socklen_t len = sizeof ss;
+  if (::getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len) != 0) return 0;
+  if (ss.ss_family == AF_INET) return ntohs(reinterpret_cast<sockaddr_in*>(&ss)->sin_port);
+  if (ss.ss_family == AF_INET6) return ntohs(reinterpret_cast<sockaddr_in6*>(&ss)->sin6_port);
+  return 0;
+}
+
+ConnectResult connect_addr(const sockaddr* sa, socklen_t len, Clock::time_point deadline) {
+  Fd fd(::socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+  if (!fd) return {Fd{}, errno, {}};
+  if (::connect(fd.get(), sa, len) == 0) return {std::move(fd), 0, {}};
+  if (errno != EINPROGRESS && errno != EINTR) return {Fd{}, errno, {}};
+  int err = 0;
+  short ev = poll_events(fd.get(), POLLOUT, deadline, {}, err);
+  if (ev == 0) return {Fd{}, ETIMEDOUT, {}};
+  if (err != 0) return {Fd{}, err, {}};
+  socklen_t elen = sizeof err;
+  if (::getsockopt(fd.get(), SOL_SOCKET, SO_ERROR, &err, &elen) != 0) err = errno;
+  if (err != 0) return {Fd{}, err, {}};
+  return {std::move(fd), 0, {}};
+}
+
+ConnectResult connect_tcp(const std::string& host, uint16_t port, Clock::time_point deadline) {
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_flags = AI_NUMERICSERV | AI_ADDRCONFIG;
+  addrinfo* res = nullptr;
+  const std::string service = std::to_string(port);
+  if (int rc = ::getaddrinfo(host.c_str(), service.c_str(), &hints, &res); rc != 0) {
+    return {Fd{}, rc == EAI_SYSTEM ? errno : 0, gai_strerror(rc)};
+  }
+  std::unique_ptr<addrinfo, decltype(&::freeaddrinfo)> guard(res, &::freeaddrinfo);
+  ConnectResult last{Fd{}, ECONNREFUSED, {}};
+  for (addrinfo* ai = res; ai != nullptr; ai = ai->ai_next) {
+    last = connect_addr(ai->ai_addr, ai->ai_addrlen, deadline);
+    if (last.fd || last.error == ETIMEDOUT) break;
+  }
+  return last;
+}
+
+IoStatus wait_readable(int fd, Clock::time_point deadline, Wake wake) {
+  int err = 0;
+  short ev = poll_events(fd, POLLIN, deadline, wake, err);
+  if (ev == 0) return IoStatus::timed_out;
+  if (ev == -1) return IoStatus::woken;
+  return IoStatus::ok;
+}
+
+IoResult read_some(int fd, char* buf, std::size_t len, Clock::time_point deadline, Wake wake) {
+  for (;;) {
+    ssize_t n = ::recv(fd, buf, len, 0);
+    if (n > 0) return {IoStatus::ok, static_cast<std::size_t>(n)};
+    if (n == 0) return {IoStatus::closed};
+    if (errno == EINTR) continue;
+    if (errno != EAGAIN && errno != EWOULDBLOCK) return {classify(errno), 0, errno};
+    int err = 0;
+    short ev = poll_events(fd, POLLIN, deadline, wake, err);
+    if (ev == 0) return {IoStatus::timed_out};
+    if (ev == -1) return {IoStatus::woken};
+    if (err != 0) return {IoStatus::error, 0, err};
+  }
+}
+
+IoResult write_all(int fd, std::string_view data, Clock::time_point deadline, Wake wake) {
+  std::size_t done = 0;
+  while (done < data.size()) {
+    ssize_t n = ::send(fd, data.data() + done, data.size() - done, MSG_NOSIGNAL);
+    if (n >= 0) {
+      done += static_cast<std::size_t>(n);
+      continue;
+    }
+    if (errno == EINTR) continue;
+    if (errno != EAGAIN && errno != EWOULDBLOCK) return {classify(errno), done, errno};
+    int err = 0;
+    short ev = poll_events(fd, POLLOUT, deadline, wake, err);
+    if (ev == 0) return {IoStatus::timed_out, done};
+    if (ev == -1) return {IoStatus::woken, done};
+    if (err != 0) return {IoStatus::error, done, err};
+  }
+  return {IoStatus::ok, done};
+}
+
+bool send_now(int fd, std::string_view data) {
+  for (;;) {
+    ssize_t n = ::send(fd, data.data(), data.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (n >= 0) return static_cast<std::size_t>(n) == data.size();
+    if (errno != EINTR) return false;
+  }
+}
+
+bool discard_input(int fd, std::size_t limit) {
+  char buf[4096];
+  std::size_t total = 0;
+  while (total < limit) {
+    ssize_t n = ::recv(fd, buf, sizeof buf, MSG_DONTWAIT);
+    if (n > 0) {
+      total += static_cast<std::size_t>(n);
+      continue;
+    }
+    if (n == 0) return false;
+    if (errno == EINTR) continue;
+    return errno == EAGAIN || errno == EWOULDBLOCK;
+  }
+  return true;
+}
+
+}  // namespace tcpd

@@ -1,0 +1,73 @@
+#pragma once
+
+#include <sys/socket.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "clock.hpp"
+#include "fd.hpp"
+
+namespace tcpd {
+
+// Binds and listens. An empty `address` means every interface: IPv6 dual-stack ("::") where the
+// host has IPv6, else 0.0.0.0. Throws std::system_error naming the address on failure.
+Fd listen_tcp(const std::string& address, uint16_t port, int backlog);
+
+// "127.0.0.1:80", "[::1]:80"; "?" when the address cannot be read.
+std::string format_address(const sockaddr* sa, socklen_t len);
+std::string local_address(int fd);
+std::string peer_address(int fd);
+uint16_t local_port(int fd);
+
+struct ConnectResult {
+  Fd fd;      // valid on success: a non-blocking, connected socket
+  int error;  // errno of the last attempt (ETIMEDOUT when the deadline passed), 0 on success
+  std::string detail;  // set for resolver failures, which have no errno
+};
+
+// Resolves `host` (IPv4 or IPv6) and tries each address in turn until one connects or the
+// deadline passes.
+ConnectResult connect_tcp(const std::string& host, uint16_t port, Clock::time_point deadline);
+ConnectResult connect_addr(const sockaddr* sa, socklen_t len, Clock::time_point deadline);
+
+// Descriptors whose readability interrupts a wait (eventfds that announce work or shutdown).
+struct Wake {
+  int first = -1;
+  int second = -1;
+};
+
+enum class IoStatus {
+  ok,         // bytes moved (read_some: at least one)
+  closed,     // orderly EOF from the peer
+  timed_out,  // the deadline passed first
+  reset,      // ECONNRESET / EPIPE
+  woken,      // a Wake descriptor became readable first; nothing was moved
+  error,      // anything else; `err` says what
+};
+
+struct IoResult {
+  IoStatus status;
+  std::size_t bytes = 0;
+  int err = 0;
+};
+
+// Blocking-style I/O on a non-blocking socket: each call blocks in poll(2) until it can make
+// progress, the deadline passes, or a `wake` descriptor becomes readable. EINTR is retried.
+IoResult read_some(int fd, char* buf, std::size_t len, Clock::time_point deadline, Wake wake = {});
+IoResult write_all(int fd, std::string_view data, Clock::time_point deadline, Wake wake = {});
+
+// Waits until `fd` is readable (data, EOF or error), the deadline passes, or a `wake` descriptor
+// is readable. Returns ok / timed_out / woken.
+IoStatus wait_readable(int fd, Clock::time_point deadline, Wake wake = {});
+
+// One non-blocking send; used where the caller must never wait (the acceptor's rejections).
+bool send_now(int fd, std::string_view data);
+
+// Reads and discards whatever is already queued, up to `limit` bytes. Returns false on EOF or
+// error, true when the socket is still open.
+bool discard_input(int fd, std::size_t limit);
+
+}  // namespace tcpd

@@ -1,0 +1,81 @@
+#include "cli.hpp"
+
+#include <CLI/CLI.hpp>
+
+#include "version.hpp"
+
+namespace tcpd {
+
+std::variant<ServerConfig, CliExit> parse_server_cli(int argc, const char* const argv[]) {
+  ServerConfig cfg;
+  CLI::App app{"tcpd: a concurrent TCP line service (blocking accept loop, fixed worker pool)",
+               "tcpd"};
+  app.set_version_flag("--version", std::string("tcpd ") + kVersion);
+  int port = cfg.port;
+  int workers = static_cast<int>(cfg.workers);
+  long long queue = static_cast<long long>(cfg.queue);
+  std::string mode = "greet";
+  long long delay = 0;
+  long long max_message = static_cast<long long>(cfg.max_message);
+  long long idle = cfg.idle_timeout.count();
+  long long io = cfg.io_timeout.count();
+  long long drain = cfg.drain_timeout.count();
+  constexpr long long kDay = 24LL * 3600 * 1000;
+
+  app.add_option("--bind", cfg.bind, "address to listen on (default: all, IPv6 dual-stack)")
+      ->type_name("ADDR");
+  app.add_option("--port", port, "TCP port; 0 picks a free one")
+      ->check(CLI::Range(0, 65535))
+      ->capture_default_str();
+  app.add_option("--workers", workers, "worker threads")->check(CLI::Range(1, 4096))->capture_default_str();
+  app.add_option("--queue", queue, "connections that may wait for a worker")
+      ->check(CLI::Range(1LL, 1000000LL))
+      ->capture_default_str();
+  app.add_option("--mode", mode, "greet: answer --reply; echo: answer the request")
+      ->check(CLI::IsMember({"greet", "echo"}))
+      ->capture_default_str();
+  app.add_option("--reply", cfg.reply, "the greeting")
+      ->check(
+          [](const std::string& v) {
+            return v.find('\n') == std::string::npos ? std::string{}
+                                                      : std::string{"must not contain a newline"};
+          },
+          "TEXT")
+      ->capture_default_str();
+  app.add_option("--delay-ms", delay, "simulated work before each reply")
+      ->check(CLI::Range(0LL, kDay))
+      ->capture_default_str();
+  app.add_option("--max-message", max_message, "longest request in bytes, without \\r\\n")
+      ->check(CLI::Range(1LL, 64LL * 1024 * 1024))
+      ->capture_default_str();
+  app.add_option("--idle-timeout-ms", idle, "close a session when no request begins in this time")
+      ->check(CLI::Range(1LL, kDay))
+      ->capture_default_str();
+  app.add_option("--io-timeout-ms", io, "a request must arrive, and a reply be written, in this time")
+      ->check(CLI::Range(1LL, kDay))
+      ->capture_default_str();
+  app.add_option("--drain-timeout-ms", drain, "longest shutdown drain after SIGINT/SIGTERM")
+      ->check(CLI::Range(0LL, kDay))
+      ->capture_default_str();
+  app.add_flag("--quiet", cfg.quiet, "no per-connection log lines");
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::Success& e) {
+    return CliExit{0, e.get_name() == "CallForVersion" ? std::string(e.what()) + "\n" : app.help()};
+  } catch (const CLI::ParseError& e) {
+    return CliExit{2, std::string("tcpd: ") + e.what() + " (see tcpd --help)\n"};
+  }
+  cfg.port = static_cast<uint16_t>(port);
+  cfg.workers = static_cast<unsigned>(workers);
+  cfg.queue = static_cast<std::size_t>(queue);
+  cfg.mode = mode == "echo" ? Mode::echo : Mode::greet;
+  cfg.delay = Millis{delay};
+  cfg.max_message = static_cast<std::size_t>(max_message);
+  cfg.idle_timeout = Millis{idle};
+  cfg.io_timeout = Millis{io};
+  cfg.drain_timeout = Millis{drain};
+  return cfg;
+}
+
+}  // namespace tcpd

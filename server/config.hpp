@@ -1,0 +1,28 @@
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+#include "clock.hpp"
+
+namespace tcpd {
+
+enum class Mode { greet, echo };
+
+struct ServerConfig {
+  std::string bind;  // empty: every interface, IPv6 dual-stack where available
+  uint16_t port = 12345;
+  unsigned workers = 8;
+  std::size_t queue = 1024;  // accepted connections waiting for a worker
+  Mode mode = Mode::greet;
+  std::string reply = "Hello from the server!";
+  Millis delay{0};
+  std::size_t max_message = 65536;
+  Millis idle_timeout{10000};
+  Millis io_timeout{5000};
+  Millis drain_timeout{5000};
+  bool quiet = false;
+};
+
+}  // namespace tcpd

@@ -1,0 +1,177 @@
+#include "poller.hpp"
+
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+
+#include <array>
+#include <cerrno>
+#include <cstdint>
+#include <cstring>
+#include <system_error>
+
+#include "log.hpp"
+#include "socket.hpp"
+
+namespace tcpd {
+
+Poller::Poller(WorkQueue<Session>& queue, const SessionEnv& env)
+    : queue_(queue),
+      env_(env),
+      epoll_(::epoll_create1(EPOLL_CLOEXEC)),
+      wake_(::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) {
+  if (!epoll_ || !wake_) throw std::system_error(errno, std::generic_category(), "epoll/eventfd");
+  epoll_event ev{};
+  ev.events = EPOLLIN;
+  ev.data.fd = wake_.get();
+  if (::epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, wake_.get(), &ev) != 0) {
+    throw std::system_error(errno, std::generic_category(), "epoll_ctl");
+  }
+}
+
+Poller::~Poller() { stop(); }
+
+void Poller::start() { thread_ = std::thread([this] { run(); }); }
+
+bool Poller::add(int fd, Entry&& entry) {
+  const auto deadline = entry.deadline;
+  epoll_event ev{};
+  ev.events = EPOLLIN | EPOLLRDHUP;
+  ev.data.fd = fd;
+  // Fails only for ENOMEM/ENOSPC (max_user_watches); `entry` is then left to the caller.
+  if (::epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, fd, &ev) != 0) return false;
+  entries_.emplace(fd, std::move(entry));
+  deadlines_.emplace(deadline, fd);
+  if (deadline < next_wake_) {
+    // The poller sleeps until an earlier deadline than this one, or forever: wake it to re-plan.
+    uint64_t one = 1;
+    [[maybe_unused]] auto rc = ::write(wake_.get(), &one, sizeof one);
+    next_wake_ = deadline;
+  }
+  return true;
+}
+
+Poller::Entry Poller::take(int fd) {
+  auto it = entries_.find(fd);
+  Entry e = std::move(it->second);
+  entries_.erase(it);
+  deadlines_.erase({e.deadline, fd});
+  ::epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, fd, nullptr);
+  if (e.session) --parked_;
+  else --lingering_;
+  return e;
+}
+
+std::optional<Session> Poller::park(Session s) {
+  std::lock_guard lock(mu_);
+  if (stopping_) return s;
+  // An idle session keeps no buffer: a parked connection costs only its Session and two index
+  // entries.
+  s.framer.release_if_empty();
+  const int fd = s.fd.get();
+  const auto deadline = s.idle_deadline;
+  Entry e{std::move(s), Fd{}, deadline};
+  if (!add(fd, std::move(e))) return std::move(e.session);
+  ++parked_;
+  return std::nullopt;
+}
+
+void Poller::linger(Fd fd) {
+  ::shutdown(fd.get(), SHUT_WR);
+  // Whatever has arrived already goes now; most clients have closed by the next event.
+  if (!discard_input(fd.get(), 64 * 1024)) return;
+  std::lock_guard lock(mu_);
+  if (stopping_ || lingering_ >= kMaxLingering) return;
+  const int raw = fd.get();
+  if (add(raw, Entry{std::nullopt, std::move(fd), Clock::now() + kLingerClose})) ++lingering_;
+}
+
+std::size_t Poller::parked() const {
+  std::lock_guard lock(mu_);
+  return parked_;
+}
+
+void Poller::expire(Clock::time_point now, std::vector<Session>& timed_out) {
+  while (!deadlines_.empty() && deadlines_.begin()->first <= now) {
+    Entry e = take(deadlines_.begin()->second);
+    if (e.session) timed_out.push_back(std::move(*e.session));
+  }
+}
+
+void Poller::run() {
+  std::array<epoll_event, 128> events{};
+  std::vector<Session> ready;
+  std::vector<Session> timed_out;
+  for (;;) {
+    int timeout = -1;
+    {
+      std::lock_guard lock(mu_);
+      if (stopping_) break;
+      next_wake_ = deadlines_.empty() ? Clock::time_point::max() : deadlines_.begin()->first;
+      timeout = poll_timeout_ms(next_wake_);
+    }
+    int n = ::epoll_wait(epoll_.get(), events.data(), static_cast<int>(events.size()), timeout);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      log_line("poller: epoll_wait: {}", std::strerror(errno));
+      continue;
+    }
+    {
+      std::lock_guard lock(mu_);
+      for (int i = 0; i < n; ++i) {
+        const int fd = events[i].data.fd;
+        if (fd == wake_.get()) {
+          uint64_t v;
+          [[maybe_unused]] auto rc = ::read(fd, &v, sizeof v);
+          continue;
+        }
+        auto it = entries_.find(fd);
+        if (it == entries_.end()) continue;
+        if (it->second.session) {
+          Entry e = take(fd);
+          ready.push_back(std::move(*e.session));
+        } else if (!discard_input(fd, 64 * 1024)) {
+          take(fd);  // the peer closed: the lingering close is complete
+        }
+      }
+      expire(Clock::now(), timed_out);
+    }
+    for (auto& s : ready) queue_.push(s);
+    ready.clear();
+    for (auto& s : timed_out) finish(s, Outcome::idle_timeout, env_);
+    timed_out.clear();
+  }
+
+  // Stopping: a parked session with input waiting has a request already received; it goes to
+  // the workers, which are still draining. The others close now.
+  std::lock_guard lock(mu_);
+  for (;;) {
+    int n = ::epoll_wait(epoll_.get(), events.data(), static_cast<int>(events.size()), 0);
+    int taken = 0;
+    for (int i = 0; i < n; ++i) {
+      const int fd = events[i].data.fd;
+      auto it = entries_.find(fd);
+      if (it == entries_.end() || !it->second.session) continue;
+      Entry e = take(fd);
+      queue_.push(*e.session);
+      ++taken;
+    }
+    if (taken == 0) break;
+  }
+  while (!entries_.empty()) {
+    Entry e = take(entries_.begin()->first);
+    if (e.session) finish(*e.session, Outcome::shutdown, env_);
+  }
+}
+
+void Poller::stop() {
+  {
+    std::lock_guard lock(mu_);
+    stopping_ = true;
+    uint64_t one = 1;
+    [[maybe_unused]] auto rc = ::write(wake_.get(), &one, sizeof one);
+  }
+  if (thread_.joinable()) thread_.join();
+}
+
+}  // namespace tcpd

@@ -1,0 +1,73 @@
+#pragma once
+
+#include <cstddef>
+#include <mutex>
+#include <optional>
+#include <set>
+#include <thread>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+#include "clock.hpp"
+#include "fd.hpp"
+#include "session.hpp"
+#include "work_queue.hpp"
+
+namespace tcpd {
+
+// How long a connection the server closed after its last reply may drain the client's input.
+// Closing with unread input makes the kernel send RST, which can destroy the reply in the
+// client's receive buffer before the client reads it.
+inline constexpr Millis kLingerClose{2000};
+inline constexpr std::size_t kMaxLingering = 4096;
+
+// The one thread that watches sessions holding no worker: idle sessions parked by workers
+// (queued again when readable, closed at their idle deadline) and closing connections waiting
+// for the client's FIN. It never serves a request.
+class Poller {
+ public:
+  Poller(WorkQueue<Session>& queue, const SessionEnv& env);
+  ~Poller();
+  Poller(const Poller&) = delete;
+  Poller& operator=(const Poller&) = delete;
+
+  void start();
+  // Takes an idle session. Once stopped it refuses, and hands the session back.
+  std::optional<Session> park(Session s);
+  // Graceful close: the write side is shut down already or now; input is discarded until the
+  // peer closes or kLingerClose passes. Closes at once when stopped or too many linger.
+  void linger(Fd fd);
+  // Queues the parked sessions that have input waiting, closes the rest (counted as shutdown)
+  // and every lingering connection, and joins the thread.
+  void stop();
+
+  [[nodiscard]] std::size_t parked() const;
+
+ private:
+  struct Entry {
+    std::optional<Session> session;  // empty for a lingering close
+    Fd fd;                           // lingering close only
+    Clock::time_point deadline;
+  };
+
+  void run();
+  bool add(int fd, Entry&& entry);  // mu_ held
+  Entry take(int fd);             // mu_ held
+  void expire(Clock::time_point now, std::vector<Session>& timed_out);  // mu_ held
+
+  WorkQueue<Session>& queue_;
+  const SessionEnv& env_;
+  Fd epoll_;
+  Fd wake_;
+  mutable std::mutex mu_;
+  std::unordered_map<int, Entry> entries_;
+  std::set<std::pair<Clock::time_point, int>> deadlines_;
+  std::size_t parked_ = 0;
+  std::size_t lingering_ = 0;
+  Clock::time_point next_wake_ = Clock::time_point::max();
+  bool stopping_ = false;
+  std::thread thread_;
+};
+
+}  // namespace tcpd

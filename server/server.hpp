@@ -1,0 +1,42 @@
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "config.hpp"
+#include "fd.hpp"
+#include "stats.hpp"
+
+namespace tcpd {
+
+// tcpd: a blocking accept loop hands each connection, through a bounded mutex-guarded queue, to
+// a fixed pool of worker threads that serve it with blocking I/O. Idle sessions are parked with
+// one poller thread so that they hold no worker.
+class Server {
+ public:
+  // Binds and listens now, so that a port in use fails here. Throws std::system_error.
+  explicit Server(ServerConfig config);
+  ~Server();
+  Server(const Server&) = delete;
+  Server& operator=(const Server&) = delete;
+
+  [[nodiscard]] uint16_t port() const;
+  [[nodiscard]] std::string address() const;  // "[::]:12345"
+
+  // Accepts on the calling thread until stop(), then drains (bounded by the drain timeout) and
+  // joins every thread it started.
+  void run();
+  // Safe from any thread, any number of times, before or during run().
+  void stop();
+
+  [[nodiscard]] StatsSnapshot stats() const;
+  [[nodiscard]] std::size_t parked() const;  // idle sessions held by the poller now
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace tcpd

@@ -1,0 +1,213 @@
+#include "session.hpp"
+
+#include <poll.h>
+#include <sys/socket.h>
+
+#include <algorithm>
+
+#include "log.hpp"
+#include "socket.hpp"
+
+namespace tcpd {
+namespace {
+
+constexpr std::size_t kReadChunk = 16 * 1024;
+
+bool is_draining(const SessionEnv& env) { return env.draining.load(std::memory_order_acquire); }
+
+// Every wait is cut short by the drain deadline once a drain has begun.
+Clock::time_point capped(Clock::time_point t, const SessionEnv& env) {
+  if (!is_draining(env)) return t;
+  Clock::time_point d{Clock::duration{env.drain_deadline.load(std::memory_order_relaxed)}};
+  return std::min(t, d);
+}
+
+// While not draining, the drain's start must interrupt a long wait so the wait can be re-cut.
+Wake stop_wake(const SessionEnv& env) {
+  return is_draining(env) ? Wake{} : Wake{env.stop_fd, -1};
+}
+
+Outcome outcome_of(IoStatus st) {
+  switch (st) {
+    case IoStatus::timed_out: return Outcome::io_timeout;
+    case IoStatus::reset: return Outcome::reset;
+    default: return Outcome::error;
+  }
+}
+
+Verdict close_with(Outcome o, bool linger = false) { return {Verdict::Kind::close, o, linger}; }
+
+Outcome peer_closed(const Session& s) {
+  return s.replies > 0 ? Outcome::served : Outcome::no_request;
+}
+
+// --delay-ms: simulated work. A drain shortens it to the drain deadline.
+void simulated_work(const SessionEnv& env) {
+  const auto end = Clock::now() + env.config.delay;
+  for (;;) {
+    const auto until = capped(end, env);
+    pollfd p{is_draining(env) ? -1 : env.stop_fd, POLLIN, 0};
+    int rc = ::poll(&p, 1, poll_timeout_ms(until));
+    if (rc == 0 || Clock::now() >= until) return;
+    // rc > 0: the drain began; loop to re-cut. rc < 0: EINTR; loop.
+  }
+}
+
+void append_reply(std::string& out, std::string_view request, const ServerConfig& cfg,
+                  bool newline) {
+  out += cfg.mode == Mode::echo ? request : std::string_view(cfg.reply);
+  if (newline) out += '\n';
+}
+
+IoResult write_out(Session& s, std::string_view out, const SessionEnv& env) {
+  for (;;) {
+    const auto deadline = capped(Clock::now() + env.config.io_timeout, env);
+    IoResult r = write_all(s.fd.get(), out, deadline, stop_wake(env));
+    if (r.status != IoStatus::woken) return r;
+    out.remove_prefix(r.bytes);
+  }
+}
+
+// The one-shot reply: no newline, then a graceful close.
+Verdict answer_seed(Session& s, const SessionEnv& env, std::string& out) {
+  out.clear();
+  append_reply(out, s.framer.pending(), env.config, false);
+  s.framer.clear();
+  if (env.config.delay.count() > 0) simulated_work(env);
+  IoResult r = write_out(s, out, env);
+  if (r.status != IoStatus::ok) return close_with(outcome_of(r.status));
+  ++s.replies;
+  env.stats.replies(1);
+  return close_with(Outcome::served, true);
+}
+
+// Reads into the framer. Returns the status; on ok the bytes are committed.
+// The first byte of a request starts its io-timeout clock.
+IoResult receive(Session& s, Clock::time_point deadline, Wake wake, const SessionEnv& env) {
+  char* dst = s.framer.prepare(kReadChunk);
+  IoResult r = read_some(s.fd.get(), dst, kReadChunk, deadline, wake);
+  if (r.status == IoStatus::ok) {
+    s.framer.commit(r.bytes);
+    s.last_byte = Clock::now();
+    if (s.request_deadline == Clock::time_point::max()) {
+      s.request_deadline = s.last_byte + env.config.io_timeout;
+    }
+  }
+  return r;
+}
+
+}  // namespace
+
+void log_outcome(int fd, Outcome outcome, uint64_t replies, bool quiet) {
+  if (quiet) return;
+  log_line("{} closed: {} ({} {})", peer_address(fd), outcome_name(outcome), replies,
+           replies == 1 ? "reply" : "replies");
+}
+
+void finish(const Session& s, Outcome outcome, const SessionEnv& env) {
+  env.stats.ended(outcome);
+  log_outcome(s.fd.get(), outcome, s.replies, env.config.quiet);
+}
+
+Verdict serve(Session& s, const SessionEnv& env, std::string& out) {
+  const ServerConfig& cfg = env.config;
+  bool answered_this_turn = false;
+  for (;;) {
+    // 1. Answer every complete request already received, in one write.
+    out.clear();
+    uint64_t answered = 0;
+    bool too_long = false;
+    for (;;) {
+      LineFramer::Next next = s.framer.next();
+      if (next.status == LineFramer::Status::need_more) break;
+      if (next.status == LineFramer::Status::too_long) {
+        too_long = true;
+        break;
+      }
+      s.line_client = true;
+      if (cfg.delay.count() > 0) simulated_work(env);
+      append_reply(out, next.line, cfg, true);
+      ++answered;
+    }
+    if (too_long) out += kErrTooLong;
+    if (!out.empty()) {
+      IoResult r = write_out(s, out, env);
+      if (r.status != IoStatus::ok) return close_with(outcome_of(r.status));
+      s.replies += answered;
+      env.stats.replies(answered);
+      answered_this_turn = true;
+      if (too_long) return close_with(Outcome::too_long, true);
+      s.idle_deadline = Clock::now() + cfg.idle_timeout;
+    }
+    if (s.framer.empty()) {
+      s.request_deadline = Clock::time_point::max();
+    } else if (s.request_deadline == Clock::time_point::max()) {
+      // The rest of a pipelined batch: its own request clock starts now.
+      s.request_deadline = Clock::now() + cfg.io_timeout;
+    }
+
+    // 2. A request is arriving: finish receiving it, bounded by the io timeout for the whole
+    // request (and, for a client that has not sent a newline yet, by the one-shot pause).
+    if (!s.framer.empty()) {
+      auto until = s.request_deadline;
+      if (!s.line_client) until = std::min(until, s.last_byte + kSeedPause);
+      IoResult r = receive(s, capped(until, env), stop_wake(env), env);
+      switch (r.status) {
+        case IoStatus::ok:
+        case IoStatus::woken: continue;
+        case IoStatus::closed:
+          // Half-close ends the last request. A client that never sent a newline gets the
+          // one-shot reply; a line client gets a line.
+          if (!s.line_client) return answer_seed(s, env, out);
+          s.framer.append("\n");
+          continue;
+        case IoStatus::timed_out:
+          if (!s.line_client && Clock::now() < capped(s.request_deadline, env)) {
+            return answer_seed(s, env, out);
+          }
+          if (!s.line_client && is_draining(env) && Clock::now() < s.request_deadline) {
+            return answer_seed(s, env, out);  // the drain cut the pause short
+          }
+          return close_with(is_draining(env) ? Outcome::shutdown : Outcome::io_timeout);
+        default: return close_with(outcome_of(r.status));
+      }
+    }
+
+    // 3. Between requests.
+    if (is_draining(env)) {
+      // Serve what has already arrived, then close.
+      IoResult r = receive(s, Clock::now(), {}, env);
+      if (r.status == IoStatus::ok) continue;
+      if (r.status == IoStatus::closed) return close_with(peer_closed(s));
+      if (r.status == IoStatus::timed_out) return close_with(Outcome::shutdown);
+      return close_with(outcome_of(r.status));
+    }
+    if (env.backlogged.load(std::memory_order_relaxed)) {
+      // Others are owed a worker. Catch this client's next request or close if it is quick;
+      // otherwise the session goes back to the poller and this worker to the queue. A session
+      // answered in this turn goes to the tail of the queue with its next request: time slices.
+      IoResult r = receive(s, Clock::now() + kLinger, {}, env);
+      if (r.status == IoStatus::ok) {
+        if (answered_this_turn) return {Verdict::Kind::requeue};
+        continue;
+      }
+      if (r.status == IoStatus::timed_out) return {Verdict::Kind::park};
+      if (r.status == IoStatus::closed) return close_with(peer_closed(s));
+      return close_with(outcome_of(r.status));
+    }
+    // Nobody waits: keep the worker on this session until its next request, its idle deadline,
+    // or until someone else needs a worker.
+    IoResult r = receive(s, s.idle_deadline, {env.backlog_fd, env.stop_fd}, env);
+    switch (r.status) {
+      case IoStatus::ok: continue;
+      case IoStatus::closed: return close_with(peer_closed(s));
+      case IoStatus::timed_out: return close_with(Outcome::idle_timeout);
+      case IoStatus::woken:
+        if (is_draining(env)) continue;
+        return {Verdict::Kind::park};
+      default: return close_with(outcome_of(r.status));
+    }
+  }
+}
+
+}  // namespace tcpd

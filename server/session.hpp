@@ -1,0 +1,67 @@
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <string>
+
+#include "clock.hpp"
+#include "config.hpp"
+#include "fd.hpp"
+#include "line_framer.hpp"
+#include "stats.hpp"
+
+namespace tcpd {
+
+// Before a connection's first newline, bytes followed by this much silence are one request,
+// answered without a newline and then closed: what the tutorial's server does for its client.
+inline constexpr Millis kSeedPause{20};
+// When others wait for a worker, how long a worker holds a session whose client has just been
+// answered, to catch its next request or its close without a trip through the poller.
+inline constexpr Millis kLinger{1};
+
+inline constexpr std::string_view kErrBusy = "ERR busy\n";
+inline constexpr std::string_view kErrTooLong = "ERR too long\n";
+
+// One client connection and what has been received on it so far.
+struct Session {
+  Session(Fd f, std::size_t max_message, Clock::time_point idle_deadline_)
+      : fd(std::move(f)), framer(max_message), idle_deadline(idle_deadline_) {}
+
+  Fd fd;
+  LineFramer framer;
+  Clock::time_point idle_deadline;  // closed if no request has begun by then
+  Clock::time_point request_deadline = Clock::time_point::max();  // the pending one must end by
+  Clock::time_point last_byte{};
+  bool line_client = false;  // has sent a newline: no more one-shot pause rule
+  uint64_t replies = 0;
+};
+
+// What the worker does with a session once serve() returns.
+struct Verdict {
+  enum class Kind { close, requeue, park };
+  Kind kind;
+  Outcome outcome = Outcome::served;  // for close
+  bool linger = false;  // close gracefully: the poller drains input until the peer closes
+};
+
+// Everything a worker needs from the server while it serves a session.
+struct SessionEnv {
+  const ServerConfig& config;
+  Stats& stats;
+  int backlog_fd;                      // readable while connections wait for a worker
+  const std::atomic<bool>& backlogged;  // the same, as a flag
+  int stop_fd;                         // readable once the drain has begun
+  const std::atomic<bool>& draining;
+  const std::atomic<Clock::rep>& drain_deadline;  // time_since_epoch, valid once draining
+};
+
+// Serves `s` with blocking I/O until it must close, or until it has no request under way while
+// others wait for a worker (then it is requeued or parked). `scratch` is the worker's reply
+// buffer, reused across sessions.
+Verdict serve(Session& s, const SessionEnv& env, std::string& scratch);
+
+// Counts the outcome and logs the connection's one line (unless quiet).
+void finish(const Session& s, Outcome outcome, const SessionEnv& env);
+void log_outcome(int fd, Outcome outcome, uint64_t replies, bool quiet);
+
+}  // namespace tcpd

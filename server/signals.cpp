@@ -1,0 +1,78 @@
+#include "signals.hpp"
+
+#include <poll.h>
+#include <sys/eventfd.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+
+#include <array>
+#include <cerrno>
+#include <csignal>
+#include <cstdint>
+#include <system_error>
+
+#include "log.hpp"
+
+namespace tcpd {
+namespace {
+
+sigset_t server_signals() {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGUSR1);
+  return set;
+}
+
+}  // namespace
+
+void block_server_signals() {
+  // A client that vanishes mid-reply must cost an EPIPE, never the process. (Sends also pass
+  // MSG_NOSIGNAL; this covers anything that does not.)
+  std::signal(SIGPIPE, SIG_IGN);
+  sigset_t set = server_signals();
+  if (int rc = pthread_sigmask(SIG_BLOCK, &set, nullptr); rc != 0) {
+    throw std::system_error(rc, std::generic_category(), "pthread_sigmask");
+  }
+}
+
+SignalThread::SignalThread(std::function<void()> on_stop, std::function<void()> on_report)
+    : on_stop_(std::move(on_stop)), on_report_(std::move(on_report)) {
+  sigset_t set = server_signals();
+  signal_fd_ = Fd(::signalfd(-1, &set, SFD_CLOEXEC));
+  quit_fd_ = Fd(::eventfd(0, EFD_CLOEXEC));
+  if (!signal_fd_ || !quit_fd_) {
+    throw std::system_error(errno, std::generic_category(), "signalfd");
+  }
+  thread_ = std::thread([this] { run(); });
+}
+
+SignalThread::~SignalThread() {
+  uint64_t one = 1;
+  [[maybe_unused]] auto rc = ::write(quit_fd_.get(), &one, sizeof one);
+  thread_.join();
+}
+
+void SignalThread::run() {
+  int stops = 0;
+  for (;;) {
+    std::array<pollfd, 2> p{{{signal_fd_.get(), POLLIN, 0}, {quit_fd_.get(), POLLIN, 0}}};
+    if (::poll(p.data(), p.size(), -1) < 0) continue;  // EINTR
+    if (p[1].revents & POLLIN) return;
+    signalfd_siginfo info{};
+    if (::read(signal_fd_.get(), &info, sizeof info) != sizeof info) continue;
+    const int sig = static_cast<int>(info.ssi_signo);
+    if (sig == SIGUSR1) {
+      on_report_();
+    } else if (++stops == 1) {
+      log_line("{}: stopping; draining (a second signal exits at once)", strsignal(sig));
+      on_stop_();
+    } else {
+      log_line("{} again: exiting now", strsignal(sig));
+      ::_exit(128 + sig);
+    }
+  }
+}
+
+}  // namespace tcpd
