@@ -6,7 +6,7 @@
 #include <cstdint>
 #include <functional>
 
-#include "config.hpp"
+#include "client_config.hpp"
 #include "exchange.hpp"
 #include "histogram.hpp"
 

@@ -7,7 +7,7 @@
 #include <iostream>
 #include <string>
 
-#include "cli.hpp"
+#include "tcpc_cli.hpp"
 #include "exchange.hpp"
 #include "load.hpp"
 #include "report.hpp"

@@ -2,7 +2,7 @@
 
 #include <string>
 
-#include "config.hpp"
+#include "client_config.hpp"
 #include "load.hpp"
 
 namespace tcpd {

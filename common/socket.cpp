@@ -115,22 +115,33 @@ Fd listen_tcp(const std::string& address, uint16_t port, int backlog) {
 
 std::string format_address(const sockaddr* sa, socklen_t len) {
   char host[INET6_ADDRSTRLEN] = "?";
+  uint16_t port = 0;
+  bool v6 = false;
   if (sa->sa_family == AF_INET && len >= sizeof(sockaddr_in)) {
     const auto* a = reinterpret_cast<const sockaddr_in*>(sa);
     ::inet_ntop(AF_INET, &a->sin_addr, host, sizeof host);
-    return std::string(host) + ":" + std::to_string(ntohs(a->sin_port));
-  }
-  if (sa->sa_family == AF_INET6 && len >= sizeof(sockaddr_in6)) {
+    port = ntohs(a->sin_port);
+  } else if (sa->sa_family == AF_INET6 && len >= sizeof(sockaddr_in6)) {
     const auto* a = reinterpret_cast<const sockaddr_in6*>(sa);
+    port = ntohs(a->sin6_port);
     if (IN6_IS_ADDR_V4MAPPED(&a->sin6_addr)) {
       // An IPv4 client of a dual-stack socket: show it as the IPv4 address it is.
       ::inet_ntop(AF_INET, &a->sin6_addr.s6_addr[12], host, sizeof host);
-      return std::string(host) + ":" + std::to_string(ntohs(a->sin6_port));
+    } else {
+      ::inet_ntop(AF_INET6, &a->sin6_addr, host, sizeof host);
+      v6 = true;
     }
-    ::inet_ntop(AF_INET6, &a->sin6_addr, host, sizeof host);
-    return "[" + std::string(host) + "]:" + std::to_string(ntohs(a->sin6_port));
+  } else {
+    return "?";
   }
-  return "?";
+  std::string out;
+  out.reserve(sizeof host + 8);
+  if (v6) out += '[';
+  out += host;
+  if (v6) out += ']';
+  out += ':';
+  out += std::to_string(port);
+  return out;
 }
 
 std::string local_address(int fd) {

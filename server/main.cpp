@@ -3,7 +3,7 @@
 #include <cstdio>
 #include <system_error>
 
-#include "cli.hpp"
+#include "tcpd_cli.hpp"
 #include "log.hpp"
 #include "server.hpp"
 #include "signals.hpp"

@@ -160,7 +160,7 @@ void Poller::run() {
   }
   while (!entries_.empty()) {
     Entry e = take(entries_.begin()->first);
-    if (e.session) finish(*e.session, Outcome::shutdown, env_);
+    if (e.session) finish(*e.session, drained(*e.session), env_);
   }
 }
 

@@ -171,7 +171,7 @@ void Server::Impl::work(unsigned /*index*/) {
         queue.push(s);
         break;
       case Verdict::Kind::park:
-        if (auto back = poller.park(std::move(s))) finish(*back, Outcome::shutdown, env);
+        if (auto back = poller.park(std::move(s))) finish(*back, drained(*back), env);
         break;
       case Verdict::Kind::close:
         finish(s, v.outcome, env);

@@ -5,7 +5,7 @@
 #include <memory>
 #include <string>
 
-#include "config.hpp"
+#include "server_config.hpp"
 #include "fd.hpp"
 #include "stats.hpp"
 

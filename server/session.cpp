@@ -41,6 +41,12 @@ Outcome peer_closed(const Session& s) {
   return s.replies > 0 ? Outcome::served : Outcome::no_request;
 }
 
+}  // namespace
+
+Outcome drained(const Session& s) { return s.replies > 0 ? Outcome::served : Outcome::shutdown; }
+
+namespace {
+
 // --delay-ms: simulated work. A drain shortens it to the drain deadline.
 void simulated_work(const SessionEnv& env) {
   const auto end = Clock::now() + env.config.delay;
@@ -179,7 +185,7 @@ Verdict serve(Session& s, const SessionEnv& env, std::string& out) {
       IoResult r = receive(s, Clock::now(), {}, env);
       if (r.status == IoStatus::ok) continue;
       if (r.status == IoStatus::closed) return close_with(peer_closed(s));
-      if (r.status == IoStatus::timed_out) return close_with(Outcome::shutdown);
+      if (r.status == IoStatus::timed_out) return close_with(drained(s));
       return close_with(outcome_of(r.status));
     }
     if (env.backlogged.load(std::memory_order_relaxed)) {

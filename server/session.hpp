@@ -5,7 +5,7 @@
 #include <string>
 
 #include "clock.hpp"
-#include "config.hpp"
+#include "server_config.hpp"
 #include "fd.hpp"
 #include "line_framer.hpp"
 #include "stats.hpp"
@@ -59,6 +59,9 @@ struct SessionEnv {
 // others wait for a worker (then it is requeued or parked). `scratch` is the worker's reply
 // buffer, reused across sessions.
 Verdict serve(Session& s, const SessionEnv& env, std::string& scratch);
+
+// The outcome of a session the drain closes between requests: served if it was answered.
+Outcome drained(const Session& s);
 
 // Counts the outcome and logs the connection's one line (unless quiet).
 void finish(const Session& s, Outcome outcome, const SessionEnv& env);

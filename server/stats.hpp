@@ -19,7 +19,7 @@ enum class Outcome : std::size_t {
   io_timeout,    // a request did not finish arriving, or a reply could not be written, in time
   too_long,      // "ERR too long"
   reset,         // the peer reset the connection
-  shutdown,      // closed by a shutdown drain (idle, or unfinished when the drain ended)
+  shutdown,      // closed by the drain before any reply, or cut off by the drain deadline
   error,         // any other I/O error
   count_
 };

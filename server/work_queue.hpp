@@ -89,6 +89,10 @@ class WorkQueue {
   [[nodiscard]] const std::atomic<bool>& backlog_flag() const { return backlogged_; }
   [[nodiscard]] std::size_t size() const { return size_.load(std::memory_order_relaxed); }
   [[nodiscard]] std::size_t capacity() const { return capacity_; }
+  [[nodiscard]] std::size_t idle_workers() const {
+    std::lock_guard lock(mu_);
+    return idle_;
+  }
 
  private:
   struct Entry {
@@ -113,7 +117,7 @@ class WorkQueue {
 
   const std::size_t capacity_;
   Fd backlog_;
-  std::mutex mu_;
+  mutable std::mutex mu_;
   std::condition_variable cv_;
   std::deque<Entry> items_;
   std::size_t fresh_ = 0;

@@ -1,4 +1,4 @@
-#include "cli.hpp"
+#include "tcpd_cli.hpp"
 
 #include <CLI/CLI.hpp>
 

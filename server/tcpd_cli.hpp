@@ -3,7 +3,7 @@
 #include <string>
 #include <variant>
 
-#include "config.hpp"
+#include "server_config.hpp"
 
 namespace tcpd {
 

@@ -1,4 +1,4 @@
-#include "cli.hpp"
+#include "tcpc_cli.hpp"
 
 #include <CLI/CLI.hpp>
 

@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# Installs what is missing, builds the release binaries and starts tcpd in the foreground.
+# Usage: scripts/run.sh [tcpd flags...]      e.g. scripts/run.sh --port 12345 --workers 8
+# Stop it with Ctrl-C (one drains and prints the summary; a second exits at once).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+scripts/deps.sh
+cmake --preset release >/dev/null
+cmake --build --preset release --target tcpd tcpc
+echo "run.sh: binaries in build/release/bin (tcpd, tcpc)" >&2
+exec build/release/bin/tcpd "$@"

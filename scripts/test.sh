@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# Installs what is missing, then builds and runs every test: the GoogleTest suites in a release
+# build, again under ThreadSanitizer and under AddressSanitizer+UBSan, a bounded libFuzzer run
+# of the request framer, and a small shell stress run.
+# Usage: scripts/test.sh [--quick]     --quick: release build only (no sanitizers, fuzz, stress)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+quick=0
+[[ "${1:-}" == "--quick" ]] && quick=1
+FUZZ_SECONDS=${FUZZ_SECONDS:-30}
+
+scripts/deps.sh
+
+failed=()
+step() { echo; echo "=== $* ==="; }
+
+suite() {
+  local preset=$1
+  step "build + ctest: $preset"
+  cmake --preset "$preset" >/dev/null
+  cmake --build --preset "$preset"
+  if ! ctest --preset "$preset" -j2; then
+    # A second pass over only the failures tells a flaky timing from a real failure; both count.
+    echo "test.sh: $preset had failures; rerunning them once for the log" >&2
+    ctest --preset "$preset" --rerun-failed || true
+    failed+=("$preset")
+  fi
+}
+
+suite release
+if [[ $quick -eq 0 ]]; then
+  suite tsan
+  suite asan
+
+  step "fuzz: line framer, ${FUZZ_SECONDS}s"
+  cmake --preset fuzz >/dev/null
+  cmake --build --preset fuzz
+  corpus=$(mktemp -d)
+  printf 'hello\n' >"$corpus/line"
+  printf 'a\r\nb\rc\n\n' >"$corpus/crlf"
+  if ! build/fuzz/bin/fuzz_line_framer -max_total_time="$FUZZ_SECONDS" -print_final_stats=1 "$corpus" 2>&1 | tail -n 5; then
+    failed+=(fuzz)
+  fi
+  rm -rf "$corpus"
+
+  step "stress: scripts/stress.sh (small)"
+  if ! scripts/stress.sh --procs 8 --requests 200 --load 2000 --workers 4; then
+    failed+=(stress)
+  fi
+fi
+
+echo
+if [[ ${#failed[@]} -gt 0 ]]; then
+  echo "test.sh: FAILED: ${failed[*]}"
+  exit 1
+fi
+echo "test.sh: all suites passed"

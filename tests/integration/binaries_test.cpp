@@ -1,0 +1,118 @@
+// The real binaries: flags, exit codes and the messages a user sees.
+#include <gtest/gtest.h>
+
+#include "fake_server.hpp"
+#include "net.hpp"
+#include "process.hpp"
+
+using namespace testing_support;
+
+namespace {
+
+int lines(const std::string& s) { return static_cast<int>(std::count(s.begin(), s.end(), '\n')); }
+
+}  // namespace
+
+TEST(Binaries, TcpdBadFlagsExitTwoWithOneLine) {
+  for (auto flags : std::vector<std::vector<std::string>>{
+           {"--port", "70000"}, {"--workers", "0"}, {"--bogus"}, {"--reply", "a\nb"}}) {
+    std::vector<std::string> argv{TCPD_BIN};
+    argv.insert(argv.end(), flags.begin(), flags.end());
+    auto r = run(argv, 10s);
+    EXPECT_EQ(r.exit_code, 2) << flags[0];
+    EXPECT_EQ(lines(r.err), 1) << r.err;
+    EXPECT_NE(r.err.find(flags[0]), std::string::npos) << r.err;
+    EXPECT_EQ(r.out, "");
+  }
+}
+
+TEST(Binaries, TcpdPortInUseExitsOneNamingTheAddress) {
+  Tcpd first({"--quiet"});
+  auto r = run({TCPD_BIN, "--bind", "127.0.0.1", "--port", std::to_string(first.port)}, 10s);
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_EQ(lines(r.err), 1) << r.err;
+  EXPECT_NE(r.err.find("127.0.0.1:" + std::to_string(first.port)), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("Address already in use"), std::string::npos) << r.err;
+}
+
+TEST(Binaries, TcpdBadBindAddressExitsOne) {
+  auto r = run({TCPD_BIN, "--bind", "192.0.2.1", "--port", "0"}, 10s);  // not ours
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("cannot bind to 192.0.2.1"), std::string::npos) << r.err;
+}
+
+TEST(Binaries, TcpdDefaultListensOnAllInterfacesAndSaysSo) {
+  Process p({TCPD_BIN, "--port", "0", "--quiet"});
+  auto line = p.read_line(20s);
+  ASSERT_TRUE(line);
+  // [::] where the host has IPv6 (dual-stack), else 0.0.0.0.
+  EXPECT_TRUE(line->rfind("listening on [::]:", 0) == 0 || line->rfind("listening on 0.0.0.0:", 0) == 0)
+      << *line;
+  const int port = std::stoi(line->substr(line->rfind(':') + 1));
+  Client c = Client::connect(port);  // IPv4 reaches the dual-stack socket
+  ASSERT_TRUE(c.send("hi\n"));
+  EXPECT_EQ(c.line(), "Hello from the server!\n");
+}
+
+TEST(Binaries, TcpcPrintsTheReply) {
+  Tcpd srv({"--quiet"});
+  auto r = run({TCPC_BIN, "--host", "127.0.0.1", "--port", std::to_string(srv.port)}, 20s);
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, "Hello from the server!\n");
+}
+
+TEST(Binaries, TcpcLocalhostDefaultHost) {
+  Tcpd srv({"--quiet"});
+  auto r = run({TCPC_BIN, "--port", std::to_string(srv.port), "--msg", "x"}, 20s);
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, "Hello from the server!\n");
+}
+
+TEST(Binaries, TcpcStdinLinesAreRequestsOnOneConnection) {
+  Tcpd srv({"--quiet", "--mode", "echo"});
+  auto r = run({TCPC_BIN, "--host", "127.0.0.1", "--port", std::to_string(srv.port), "--msg", "-"},
+               20s, "one\ntwo\r\nthree\n");
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, "one\ntwo\nthree\n");
+}
+
+TEST(Binaries, TcpcRefusedNamesTheCause) {
+  const int port = unused_port();
+  auto r = run({TCPC_BIN, "--host", "127.0.0.1", "--port", std::to_string(port)}, 20s);
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_EQ(r.err, "tcpc: cannot connect to 127.0.0.1:" + std::to_string(port) +
+                       ": Connection refused\n");
+}
+
+TEST(Binaries, TcpcBusyReplyIsAFailureOnStderr) {
+  FakeServer busy(FakeServer::Kind::reply, "ERR busy\n");
+  auto r = run({TCPC_BIN, "--host", "127.0.0.1", "--port", std::to_string(busy.port())}, 20s);
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_EQ(r.out, "");
+  EXPECT_NE(r.err.find("ERR busy"), std::string::npos) << r.err;
+}
+
+TEST(Binaries, TcpcTooLongReplyIsAFailure) {
+  Tcpd srv({"--quiet", "--max-message", "4"});
+  auto r = run({TCPC_BIN, "--host", "127.0.0.1", "--port", std::to_string(srv.port), "--msg", "12345"},
+               20s);
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("ERR too long"), std::string::npos) << r.err;
+}
+
+TEST(Binaries, TcpcExpectMismatchFails) {
+  Tcpd srv({"--quiet"});
+  auto r = run({TCPC_BIN, "--host", "127.0.0.1", "--port", std::to_string(srv.port), "--expect", "nope"},
+               20s);
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("unexpected reply"), std::string::npos) << r.err;
+}
+
+TEST(Binaries, TcpcBadFlagsExitTwo) {
+  auto r = run({TCPC_BIN, "--port", "nope"}, 10s);
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_EQ(lines(r.err), 1) << r.err;
+  auto h = run({TCPC_BIN, "--help"}, 10s);
+  EXPECT_EQ(h.exit_code, 0);
+  EXPECT_NE(h.out.find("--concurrency"), std::string::npos);
+}

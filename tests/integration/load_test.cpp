@@ -1,0 +1,114 @@
+// tcpc load mode against tcpd and against misbehaving servers.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <regex>
+
+#include "fake_server.hpp"
+#include "net.hpp"
+#include "process.hpp"
+
+using namespace testing_support;
+
+namespace {
+
+long num(const std::string& json, const std::string& key) {
+  std::smatch m;
+  if (!std::regex_search(json, m, std::regex("\"" + key + "\":([0-9.]+)"))) return -1;
+  return std::lround(std::stod(m[1]));
+}
+
+RunResult tcpc(int port, std::vector<std::string> extra) {
+  std::vector<std::string> argv{TCPC_BIN, "--host", "127.0.0.1", "--port", std::to_string(port)};
+  argv.insert(argv.end(), extra.begin(), extra.end());
+  return run(argv, 60s);
+}
+
+}  // namespace
+
+TEST(Load, OneShotJsonCountsEveryRequest) {
+  Tcpd srv({"--quiet"});
+  auto r = tcpc(srv.port, {"--count", "300", "--concurrency", "4", "--json"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  for (const char* key : {"mode", "concurrency", "requests", "ok", "failed", "refused", "reset",
+                          "timeout", "busy", "too_long", "mismatch", "other", "seconds", "rps",
+                          "p50_us", "p90_us", "p99_us", "p999_us", "max_us"}) {
+    EXPECT_NE(r.out.find(std::string("\"") + key + "\":"), std::string::npos) << key << " in " << r.out;
+  }
+  EXPECT_NE(r.out.find("\"mode\":\"oneshot\""), std::string::npos);
+  EXPECT_EQ(num(r.out, "requests"), 300);
+  EXPECT_EQ(num(r.out, "ok"), 300);
+  EXPECT_EQ(num(r.out, "failed"), 0);
+  EXPECT_GT(num(r.out, "p50_us"), 0);
+  EXPECT_LE(num(r.out, "p50_us"), num(r.out, "p99_us"));
+  EXPECT_LE(num(r.out, "p99_us"), num(r.out, "max_us"));
+  EXPECT_EQ(std::count(r.out.begin(), r.out.end(), '\n'), 1);
+}
+
+TEST(Load, KeepaliveReusesOneConnectionPerThread) {
+  Tcpd srv({"--quiet"});
+  auto r = tcpc(srv.port, {"--count", "1000", "--concurrency", "4", "--keepalive", "--json",
+                           "--expect", "Hello from the server!"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("\"mode\":\"keepalive\""), std::string::npos);
+  EXPECT_EQ(num(r.out, "ok"), 1000);
+  srv.proc->signal(SIGTERM);
+  auto done = srv.proc->wait(15s);
+  std::smatch m;
+  ASSERT_TRUE(std::regex_search(done.err, m, std::regex(" accepted=(\\d+)")));
+  EXPECT_EQ(std::stol(m[1]), 4 + 1);  // four threads, plus tcpc's one address probe
+}
+
+TEST(Load, HumanSummaryByDefault) {
+  Tcpd srv({"--quiet"});
+  auto r = tcpc(srv.port, {"--count", "50"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("50 requests"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("p99.9"), std::string::npos) << r.out;
+}
+
+TEST(Load, BusyRepliesAreCountedAsBusy) {
+  FakeServer busy(FakeServer::Kind::reply, "ERR busy\n");
+  auto r = tcpc(busy.port(), {"--count", "20", "--json"});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_EQ(num(r.out, "busy"), 20) << r.out;
+  EXPECT_EQ(num(r.out, "ok"), 0);
+  EXPECT_EQ(num(r.out, "failed"), 20);
+}
+
+TEST(Load, ResetsAreCountedAsReset) {
+  FakeServer rst(FakeServer::Kind::reset);
+  auto r = tcpc(rst.port(), {"--count", "10", "--json"});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_EQ(num(r.out, "reset"), 10) << r.out;
+}
+
+TEST(Load, StallsAreCountedAsTimeouts) {
+  FakeServer stall(FakeServer::Kind::stall);
+  auto r = tcpc(stall.port(), {"--count", "4", "--concurrency", "2", "--timeout-ms", "200", "--json"});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_EQ(num(r.out, "timeout"), 4) << r.out;
+}
+
+TEST(Load, MismatchIsCounted) {
+  Tcpd srv({"--quiet"});
+  auto r = tcpc(srv.port, {"--count", "10", "--expect", "something else", "--json"});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_EQ(num(r.out, "mismatch"), 10) << r.out;
+}
+
+TEST(Load, RefusedIsCounted) {
+  // Nothing listens: tcpc's address probe fails first and says so.
+  auto r = tcpc(unused_port(), {"--count", "10", "--json"});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("Connection refused"), std::string::npos) << r.err;
+}
+
+TEST(Load, RatePacesOpenLoad) {
+  Tcpd srv({"--quiet"});
+  auto r = tcpc(srv.port, {"--rate", "200", "--duration", "2", "--concurrency", "4", "--json"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  const long n = num(r.out, "requests");
+  EXPECT_GE(n, 360) << r.out;  // 400 within 10%
+  EXPECT_LE(n, 440) << r.out;
+}

@@ -1,0 +1,58 @@
+#include "fake_server.hpp"
+
+#include <poll.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "socket.hpp"
+
+namespace testing_support {
+
+FakeServer::FakeServer(Kind kind, std::string text)
+    : kind_(kind),
+      text_(std::move(text)),
+      listener_(tcpd::listen_tcp("127.0.0.1", 0, 128)),
+      stop_(::eventfd(0, EFD_CLOEXEC)) {
+  port_ = tcpd::local_port(listener_.get());
+  thread_ = std::thread([this] { run(); });
+}
+
+FakeServer::~FakeServer() {
+  uint64_t one = 1;
+  [[maybe_unused]] auto rc = ::write(stop_.get(), &one, sizeof one);
+  thread_.join();
+}
+
+void FakeServer::run() {
+  for (;;) {
+    pollfd p[2] = {{listener_.get(), POLLIN, 0}, {stop_.get(), POLLIN, 0}};
+    if (::poll(p, 2, 10000) <= 0) continue;
+    if (p[1].revents) return;
+    tcpd::Fd c(::accept4(listener_.get(), nullptr, nullptr, SOCK_CLOEXEC));
+    if (!c) continue;
+    ++accepted_;
+    if (kind_ == Kind::stall) {
+      held_.push_back(std::move(c));
+      continue;
+    }
+    // Read the request (bounded), then answer as the kind says.
+    pollfd r{c.get(), POLLIN, 0};
+    char buf[4096];
+    if (::poll(&r, 1, 2000) > 0) [[maybe_unused]] auto n = ::recv(c.get(), buf, sizeof buf, 0);
+    if (kind_ == Kind::reset) {
+      linger l{1, 0};
+      ::setsockopt(c.get(), SOL_SOCKET, SO_LINGER, &l, sizeof l);
+    } else {
+      ::send(c.get(), text_.data(), text_.size(), MSG_NOSIGNAL);
+      ::shutdown(c.get(), SHUT_WR);
+    }
+  }
+}
+
+int unused_port() {
+  tcpd::Fd fd = tcpd::listen_tcp("127.0.0.1", 0, 1);
+  return tcpd::local_port(fd.get());
+}
+
+}  // namespace testing_support

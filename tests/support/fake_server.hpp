@@ -1,0 +1,41 @@
+#pragma once
+
+// Misbehaving servers for client tests, on 127.0.0.1 and a free port.
+
+#include <atomic>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "fd.hpp"
+
+namespace testing_support {
+
+class FakeServer {
+ public:
+  enum class Kind {
+    stall,  // accepts and never answers
+    reset,  // reads the request, then closes with RST
+    reply,  // reads the request, answers `text` and closes
+  };
+  explicit FakeServer(Kind kind, std::string text = {});
+  ~FakeServer();
+  [[nodiscard]] int port() const { return port_; }
+  [[nodiscard]] int accepted() const { return accepted_.load(); }
+
+ private:
+  void run();
+  Kind kind_;
+  std::string text_;
+  tcpd::Fd listener_;
+  tcpd::Fd stop_;
+  int port_ = 0;
+  std::atomic<int> accepted_{0};
+  std::vector<tcpd::Fd> held_;
+  std::thread thread_;
+};
+
+// A port on 127.0.0.1 with nothing listening on it (bound, then released).
+int unused_port();
+
+}  // namespace testing_support

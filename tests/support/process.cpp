@@ -1,0 +1,190 @@
+#include "process.hpp"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <stdexcept>
+#include <thread>
+
+extern char** environ;
+
+namespace testing_support {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+int ms_left(Clock::time_point deadline) {
+  auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
+  return left < 0 ? 0 : static_cast<int>(left);
+}
+
+}  // namespace
+
+Process::Process(std::vector<std::string> argv, long limit_fds) {
+  int in[2], out[2], err[2];
+  if (::pipe2(in, O_CLOEXEC) || ::pipe2(out, O_CLOEXEC) || ::pipe2(err, O_CLOEXEC)) {
+    throw std::runtime_error("pipe");
+  }
+  std::vector<char*> args;
+  for (auto& a : argv) args.push_back(a.data());
+  args.push_back(nullptr);
+  // fork+exec rather than posix_spawn: the child may need a lower RLIMIT_NOFILE first. Between
+  // fork and exec only async-signal-safe calls: everything else was prepared above.
+  pid_ = ::fork();
+  if (pid_ < 0) throw std::runtime_error("fork");
+  if (pid_ == 0) {
+    ::dup2(in[0], 0);
+    ::dup2(out[1], 1);
+    ::dup2(err[1], 2);
+    if (limit_fds > 0) {
+      rlimit rl{static_cast<rlim_t>(limit_fds), static_cast<rlim_t>(limit_fds)};
+      ::setrlimit(RLIMIT_NOFILE, &rl);
+    }
+    sigset_t none;
+    sigemptyset(&none);
+    ::sigprocmask(SIG_SETMASK, &none, nullptr);
+    ::execvp(args[0], args.data());
+    ::_exit(127);
+  }
+  ::close(in[0]);
+  ::close(out[1]);
+  ::close(err[1]);
+  in_ = in[1];
+  outp_ = out[0];
+  errp_ = err[0];
+  ::fcntl(outp_, F_SETFL, O_NONBLOCK);
+  ::fcntl(errp_, F_SETFL, O_NONBLOCK);
+}
+
+Process::~Process() {
+  if (!reaped_) {
+    ::kill(pid_, SIGKILL);
+    int st = 0;
+    ::waitpid(pid_, &st, 0);
+  }
+  for (int fd : {in_, outp_, errp_}) {
+    if (fd >= 0) ::close(fd);
+  }
+}
+
+void Process::pump(int timeout_ms) {
+  pollfd p[2] = {{outp_, POLLIN, 0}, {errp_, POLLIN, 0}};
+  if (::poll(p, 2, timeout_ms) <= 0) return;
+  char buf[4096];
+  for (int i = 0; i < 2; ++i) {
+    if (p[i].fd < 0 || !(p[i].revents & (POLLIN | POLLHUP))) continue;
+    for (;;) {
+      ssize_t n = ::read(p[i].fd, buf, sizeof buf);
+      if (n <= 0) {
+        if (n == 0) {
+          ::close(p[i].fd);
+          (i == 0 ? outp_ : errp_) = -1;
+        }
+        break;
+      }
+      (i == 0 ? out_ : err_).append(buf, static_cast<std::size_t>(n));
+    }
+  }
+}
+
+std::optional<std::string> Process::read_line(std::chrono::milliseconds timeout) {
+  const auto deadline = Clock::now() + timeout;
+  for (;;) {
+    auto nl = out_.find('\n', out_pos_);
+    if (nl != std::string::npos) {
+      std::string line = out_.substr(out_pos_, nl - out_pos_);
+      out_pos_ = nl + 1;
+      return line;
+    }
+    if (outp_ < 0 || Clock::now() >= deadline) return std::nullopt;
+    pump(std::min(ms_left(deadline), 50));
+  }
+}
+
+bool Process::wait_stderr(const std::string& needle, std::chrono::milliseconds timeout) {
+  const auto deadline = Clock::now() + timeout;
+  while (err_.find(needle) == std::string::npos) {
+    if (Clock::now() >= deadline || (errp_ < 0)) return err_.find(needle) != std::string::npos;
+    pump(std::min(ms_left(deadline), 50));
+  }
+  return true;
+}
+
+void Process::write_stdin(const std::string& data) {
+  std::size_t off = 0;
+  while (off < data.size()) {
+    ssize_t n = ::write(in_, data.data() + off, data.size() - off);
+    if (n <= 0) break;
+    off += static_cast<std::size_t>(n);
+  }
+}
+
+void Process::close_stdin() {
+  if (in_ >= 0) ::close(in_);
+  in_ = -1;
+}
+
+void Process::signal(int sig) {
+  if (!reaped_) ::kill(pid_, sig);
+}
+
+RunResult Process::wait(std::chrono::milliseconds timeout) {
+  if (reaped_) return result_;
+  const auto deadline = Clock::now() + timeout;
+  int st = 0;
+  for (;;) {
+    pid_t r = ::waitpid(pid_, &st, WNOHANG);
+    if (r == pid_) break;
+    if (Clock::now() >= deadline) {
+      ::kill(pid_, SIGKILL);
+      ::waitpid(pid_, &st, 0);
+      result_.timed_out = true;
+      break;
+    }
+    pump(20);
+  }
+  reaped_ = true;
+  // Collect what is left in the pipes (bounded: the writer is gone).
+  for (int i = 0; i < 50 && (outp_ >= 0 || errp_ >= 0); ++i) pump(20);
+  if (WIFEXITED(st) && !result_.timed_out) result_.exit_code = WEXITSTATUS(st);
+  if (WIFSIGNALED(st)) result_.signal = WTERMSIG(st);
+  result_.out = out_;
+  result_.err = err_;
+  return result_;
+}
+
+RunResult run(std::vector<std::string> argv, std::chrono::milliseconds timeout,
+              const std::string& input) {
+  Process p(std::move(argv));
+  if (!input.empty()) p.write_stdin(input);
+  p.close_stdin();
+  return p.wait(timeout);
+}
+
+Tcpd::Tcpd(std::vector<std::string> args, long limit_fds) {
+  std::vector<std::string> argv{TCPD_BIN};
+  bool has_port = false, has_bind = false;
+  for (auto& a : args) {
+    has_port = has_port || a == "--port";
+    has_bind = has_bind || a == "--bind";
+  }
+  if (!has_port) argv.insert(argv.end(), {"--port", "0"});
+  if (!has_bind) argv.insert(argv.end(), {"--bind", "127.0.0.1"});
+  argv.insert(argv.end(), args.begin(), args.end());
+  proc = std::make_unique<Process>(argv, limit_fds);
+  // Sanitizer builds start slowly.
+  auto line = proc->read_line(std::chrono::seconds(20));
+  if (!line || line->rfind("listening on ", 0) != 0) {
+    throw std::runtime_error("tcpd did not start: " + line.value_or("<no line>") + " " + proc->err());
+  }
+  port = std::stoi(line->substr(line->rfind(':') + 1));
+}
+
+}  // namespace testing_support

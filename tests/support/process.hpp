@@ -1,0 +1,67 @@
+#pragma once
+
+// A child process for tests: the real tcpd/tcpc/python binaries, with stdin/stdout/stderr on
+// pipes. Every wait is bounded; the destructor kills the child by PID and reaps it.
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace testing_support {
+
+struct RunResult {
+  int exit_code = -1;  // -1 when killed by a signal or timed out
+  int signal = 0;
+  bool timed_out = false;
+  std::string out;
+  std::string err;
+};
+
+class Process {
+ public:
+  // `limit_fds` > 0 sets RLIMIT_NOFILE in the child (for descriptor-exhaustion tests).
+  explicit Process(std::vector<std::string> argv, long limit_fds = 0);
+  ~Process();
+  Process(const Process&) = delete;
+  Process& operator=(const Process&) = delete;
+
+  [[nodiscard]] pid_t pid() const { return pid_; }
+  // Next line of stdout (without '\n'), or nullopt on EOF / timeout.
+  std::optional<std::string> read_line(std::chrono::milliseconds timeout);
+  // Waits until stderr contains `needle`; returns all stderr read so far either way.
+  bool wait_stderr(const std::string& needle, std::chrono::milliseconds timeout);
+  void write_stdin(const std::string& data);
+  void close_stdin();
+  void signal(int sig);
+  // Waits for exit, collecting the rest of stdout/stderr. Kills it with SIGKILL on timeout.
+  RunResult wait(std::chrono::milliseconds timeout);
+  [[nodiscard]] const std::string& err() const { return err_; }
+  [[nodiscard]] const std::string& out() const { return out_; }
+
+ private:
+  void pump(int timeout_ms);
+  pid_t pid_ = -1;
+  int in_ = -1, outp_ = -1, errp_ = -1;
+  std::string out_, err_;
+  std::size_t out_pos_ = 0;
+  bool reaped_ = false;
+  RunResult result_;
+};
+
+// Runs to completion with `input` on stdin.
+RunResult run(std::vector<std::string> argv, std::chrono::milliseconds timeout,
+              const std::string& input = {});
+
+// Starts tcpd with `args` (plus --port 0 --bind 127.0.0.1 unless given) and reads its port from
+// the "listening on" line.
+struct Tcpd {
+  explicit Tcpd(std::vector<std::string> args, long limit_fds = 0);
+  std::unique_ptr<Process> proc;
+  int port = 0;
+};
+
+}  // namespace testing_support

@@ -1,0 +1,66 @@
+#include <gtest/gtest.h>
+
+#include <initializer_list>
+#include <string>
+#include <vector>
+
+#include "tcpc_cli.hpp"
+
+using tcpd::ClientCliExit;
+using tcpd::ClientConfig;
+
+namespace {
+
+std::variant<ClientConfig, ClientCliExit> parse(std::initializer_list<const char*> args) {
+  std::vector<const char*> argv{"tcpc"};
+  argv.insert(argv.end(), args);
+  return tcpd::parse_client_cli(static_cast<int>(argv.size()), argv.data());
+}
+
+ClientConfig ok(std::initializer_list<const char*> args) {
+  auto r = parse(args);
+  if (auto* e = std::get_if<ClientCliExit>(&r)) ADD_FAILURE() << e->text;
+  return std::get<ClientConfig>(r);
+}
+
+}  // namespace
+
+TEST(ClientCli, DefaultsAreOneRequest) {
+  ClientConfig c = ok({});
+  EXPECT_EQ(c.host, "localhost");
+  EXPECT_EQ(c.port, 12345);
+  EXPECT_EQ(c.msg, "Hello from the client!");
+  EXPECT_EQ(c.timeout.count(), 5000);
+  EXPECT_FALSE(c.load_mode());
+  EXPECT_FALSE(c.stdin_mode());
+}
+
+TEST(ClientCli, LoadModeSwitches) {
+  EXPECT_TRUE(ok({"--count", "2"}).load_mode());
+  EXPECT_FALSE(ok({"--count", "1"}).load_mode());
+  EXPECT_TRUE(ok({"--duration", "0.5"}).load_mode());
+  EXPECT_TRUE(ok({"--concurrency", "4"}).load_mode());
+  EXPECT_TRUE(ok({"--rate", "100", "--count", "10"}).load_mode());
+  ClientConfig c = ok({"--count", "10", "--keepalive", "--expect", "x", "--json"});
+  EXPECT_TRUE(c.keepalive);
+  EXPECT_EQ(c.expect, "x");
+  EXPECT_TRUE(c.json);
+}
+
+TEST(ClientCli, BadFlagsExitTwo) {
+  for (auto args : std::vector<std::initializer_list<const char*>>{
+           {"--port", "0"},
+           {"--port", "99999"},
+           {"--timeout-ms", "0"},
+           {"--count", "0"},
+           {"--count", "5", "--duration", "1"},
+           {"--msg", "-", "--count", "5"},
+           {"--msg", "a\nb"},
+           {"--bogus"}}) {
+    auto r = parse(args);
+    ASSERT_TRUE(std::holds_alternative<ClientCliExit>(r));
+    const auto& e = std::get<ClientCliExit>(r);
+    EXPECT_EQ(e.code, 2);
+    EXPECT_EQ(e.text.rfind("tcpc: ", 0), 0u) << e.text;
+  }
+}

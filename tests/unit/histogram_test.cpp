@@ -1,0 +1,55 @@
+#include "histogram.hpp"
+
+#include <gtest/gtest.h>
+
+#include <random>
+
+using tcpd::Histogram;
+
+TEST(Histogram, ExactBelow1024) {
+  Histogram h;
+  for (uint64_t v = 1; v <= 1000; ++v) h.record(v);
+  EXPECT_EQ(h.count(), 1000u);
+  EXPECT_EQ(h.percentile(0.5), 500u);
+  EXPECT_EQ(h.percentile(0.99), 990u);
+  EXPECT_EQ(h.percentile(1.0), 1000u);
+  EXPECT_EQ(h.max(), 1000u);
+}
+
+TEST(Histogram, BucketsCoverEveryValueWithinTwoTenthsOfAPercent) {
+  std::mt19937_64 rng(42);
+  for (int i = 0; i < 100000; ++i) {
+    const uint64_t v = rng() >> (rng() % 40 + 24);
+    const std::size_t idx = Histogram::index_of(v);
+    ASSERT_LE(Histogram::lowest_of(idx), v);
+    ASSERT_GE(Histogram::highest_of(idx), v);
+    const double width = static_cast<double>(Histogram::highest_of(idx) - Histogram::lowest_of(idx));
+    ASSERT_LE(width, static_cast<double>(v) * 0.002 + 1) << v;
+  }
+}
+
+TEST(Histogram, PercentilesOfAKnownDistribution) {
+  Histogram h;
+  for (uint64_t v = 1; v <= 100000; ++v) h.record(v);
+  EXPECT_NEAR(static_cast<double>(h.percentile(0.50)), 50000, 50000 * 0.002);
+  EXPECT_NEAR(static_cast<double>(h.percentile(0.90)), 90000, 90000 * 0.002);
+  EXPECT_NEAR(static_cast<double>(h.percentile(0.999)), 99900, 99900 * 0.002);
+  EXPECT_EQ(h.max(), 100000u);
+}
+
+TEST(Histogram, MergeAddsCounts) {
+  Histogram a, b;
+  a.record(10);
+  b.record(20);
+  b.record(5000000);
+  a.merge(b);
+  EXPECT_EQ(a.count(), 3u);
+  EXPECT_EQ(a.max(), 5000000u);
+  EXPECT_EQ(a.percentile(0.34), 20u);
+}
+
+TEST(Histogram, EmptyIsZero) {
+  Histogram h;
+  EXPECT_EQ(h.percentile(0.5), 0u);
+  EXPECT_EQ(h.max(), 0u);
+}

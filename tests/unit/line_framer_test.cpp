@@ -1,0 +1,99 @@
+#include "line_framer.hpp"
+
+#include <gtest/gtest.h>
+
+#include <string>
+
+using tcpd::LineFramer;
+using Status = LineFramer::Status;
+
+namespace {
+
+std::string next_line(LineFramer& f) {
+  auto n = f.next();
+  EXPECT_EQ(n.status, Status::line);
+  return std::string(n.line);
+}
+
+}  // namespace
+
+TEST(LineFramer, SplitsLinesAndDropsCrBeforeNewline) {
+  LineFramer f(100);
+  f.append("one\ntwo\r\nthree");
+  EXPECT_EQ(next_line(f), "one");
+  EXPECT_EQ(next_line(f), "two");
+  EXPECT_EQ(f.next().status, Status::need_more);
+  EXPECT_EQ(f.pending(), "three");
+  f.append("\n");
+  EXPECT_EQ(next_line(f), "three");
+  EXPECT_TRUE(f.empty());
+}
+
+TEST(LineFramer, KeepsLoneCrNulAndHighBytes) {
+  LineFramer f(100);
+  const std::string req = std::string("a\rb\0c\xff\xfe", 7);
+  f.append(req + "\n");
+  EXPECT_EQ(next_line(f), req);
+}
+
+TEST(LineFramer, EmptyLinesAreRequests) {
+  LineFramer f(10);
+  f.append("\n\r\n");
+  EXPECT_EQ(next_line(f), "");
+  EXPECT_EQ(next_line(f), "");
+  EXPECT_EQ(f.next().status, Status::need_more);
+}
+
+TEST(LineFramer, ByteAtATime) {
+  LineFramer f(100);
+  const std::string text = "hello\r\nworld\n";
+  std::vector<std::string> lines;
+  for (char c : text) {
+    f.append(std::string(1, c));
+    for (auto n = f.next(); n.status == Status::line; n = f.next()) lines.emplace_back(n.line);
+  }
+  EXPECT_EQ(lines, (std::vector<std::string>{"hello", "world"}));
+}
+
+TEST(LineFramer, MaxMessageExcludesCrLf) {
+  LineFramer f(5);
+  f.append("12345\r\n");
+  EXPECT_EQ(next_line(f), "12345");
+  f.append("123456\n");
+  EXPECT_EQ(f.next().status, Status::too_long);
+}
+
+TEST(LineFramer, TooLongBeforeTheNewlineArrives) {
+  LineFramer f(5);
+  f.append("12345");
+  EXPECT_EQ(f.next().status, Status::need_more);
+  f.append("\r");  // may still be the end of a 5-byte request
+  EXPECT_EQ(f.next().status, Status::need_more);
+  f.append("x");
+  EXPECT_EQ(f.next().status, Status::too_long);
+
+  LineFramer g(5);
+  g.append("123456");
+  EXPECT_EQ(g.next().status, Status::too_long);
+}
+
+TEST(LineFramer, LongSessionReusesItsBuffer) {
+  LineFramer f(1000);
+  for (int i = 0; i < 10000; ++i) {
+    f.append("request number " + std::to_string(i) + "\npartial");
+    EXPECT_EQ(next_line(f), "request number " + std::to_string(i));
+    f.append("\n");
+    EXPECT_EQ(next_line(f), "partial");
+  }
+  EXPECT_LT(f.capacity(), 4096u);
+}
+
+TEST(LineFramer, ReleaseFreesTheBufferOnlyWhenEmpty) {
+  LineFramer f(100);
+  f.append("abc");
+  f.release_if_empty();
+  EXPECT_EQ(f.pending(), "abc");
+  f.clear();
+  EXPECT_TRUE(f.empty());
+  EXPECT_EQ(f.capacity(), 0u);
+}

@@ -1,0 +1,100 @@
+#include <gtest/gtest.h>
+
+#include <initializer_list>
+#include <string>
+#include <vector>
+
+#include "tcpd_cli.hpp"
+
+using tcpd::CliExit;
+using tcpd::ServerConfig;
+
+namespace {
+
+std::variant<ServerConfig, CliExit> parse(std::initializer_list<const char*> args) {
+  std::vector<const char*> argv{"tcpd"};
+  argv.insert(argv.end(), args);
+  return tcpd::parse_server_cli(static_cast<int>(argv.size()), argv.data());
+}
+
+ServerConfig ok(std::initializer_list<const char*> args) {
+  auto r = parse(args);
+  if (auto* e = std::get_if<CliExit>(&r)) ADD_FAILURE() << e->text;
+  return std::get<ServerConfig>(r);
+}
+
+CliExit bad(std::initializer_list<const char*> args) {
+  auto r = parse(args);
+  EXPECT_TRUE(std::holds_alternative<CliExit>(r));
+  return std::get<CliExit>(r);
+}
+
+}  // namespace
+
+TEST(ServerCli, Defaults) {
+  ServerConfig c = ok({});
+  EXPECT_EQ(c.bind, "");
+  EXPECT_EQ(c.port, 12345);
+  EXPECT_EQ(c.workers, 8u);
+  EXPECT_EQ(c.queue, 1024u);
+  EXPECT_EQ(c.mode, tcpd::Mode::greet);
+  EXPECT_EQ(c.reply, "Hello from the server!");
+  EXPECT_EQ(c.delay.count(), 0);
+  EXPECT_EQ(c.max_message, 65536u);
+  EXPECT_EQ(c.idle_timeout.count(), 10000);
+  EXPECT_EQ(c.io_timeout.count(), 5000);
+  EXPECT_EQ(c.drain_timeout.count(), 5000);
+  EXPECT_FALSE(c.quiet);
+}
+
+TEST(ServerCli, EveryFlag) {
+  ServerConfig c = ok({"--bind", "::1", "--port", "0", "--workers", "3", "--queue", "1", "--mode",
+                       "echo", "--reply", "hi there", "--delay-ms", "25", "--max-message", "10",
+                       "--idle-timeout-ms", "100", "--io-timeout-ms", "200",
+                       "--drain-timeout-ms", "300", "--quiet"});
+  EXPECT_EQ(c.bind, "::1");
+  EXPECT_EQ(c.port, 0);
+  EXPECT_EQ(c.workers, 3u);
+  EXPECT_EQ(c.queue, 1u);
+  EXPECT_EQ(c.mode, tcpd::Mode::echo);
+  EXPECT_EQ(c.reply, "hi there");
+  EXPECT_EQ(c.delay.count(), 25);
+  EXPECT_EQ(c.max_message, 10u);
+  EXPECT_EQ(c.idle_timeout.count(), 100);
+  EXPECT_EQ(c.io_timeout.count(), 200);
+  EXPECT_EQ(c.drain_timeout.count(), 300);
+  EXPECT_TRUE(c.quiet);
+}
+
+TEST(ServerCli, BadValuesExitTwoWithOneLineNamingTheFlag) {
+  struct Case {
+    std::initializer_list<const char*> args;
+    const char* mentions;
+  };
+  for (const Case& c : std::vector<Case>{{{"--port", "70000"}, "--port"},
+                                         {{"--port", "-1"}, "--port"},
+                                         {{"--workers", "0"}, "--workers"},
+                                         {{"--workers", "many"}, "--workers"},
+                                         {{"--queue", "0"}, "--queue"},
+                                         {{"--mode", "shout"}, "--mode"},
+                                         {{"--reply", "two\nlines"}, "newline"},
+                                         {{"--max-message", "0"}, "--max-message"},
+                                         {{"--idle-timeout-ms", "0"}, "--idle-timeout-ms"},
+                                         {{"--frobnicate"}, "--frobnicate"},
+                                         {{"stray"}, "stray"}}) {
+    CliExit e = bad(c.args);
+    EXPECT_EQ(e.code, 2);
+    EXPECT_NE(e.text.find(c.mentions), std::string::npos) << e.text;
+    EXPECT_EQ(e.text.rfind("tcpd: ", 0), 0u) << e.text;
+    EXPECT_EQ(e.text.find('\n'), e.text.size() - 1) << "one line: " << e.text;
+  }
+}
+
+TEST(ServerCli, HelpAndVersionExitZero) {
+  CliExit h = bad({"--help"});
+  EXPECT_EQ(h.code, 0);
+  EXPECT_NE(h.text.find("--workers"), std::string::npos);
+  CliExit v = bad({"--version"});
+  EXPECT_EQ(v.code, 0);
+  EXPECT_NE(v.text.find("tcpd "), std::string::npos);
+}
