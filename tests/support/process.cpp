@@ -1,5 +1,7 @@
 #include "process.hpp"
 
+#include <gtest/gtest.h>
+
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
@@ -157,6 +159,13 @@ RunResult Process::wait(std::chrono::milliseconds timeout) {
   if (WIFSIGNALED(st)) result_.signal = WTERMSIG(st);
   result_.out = out_;
   result_.err = err_;
+  // A child built with a sanitizer reports on its stderr; any report fails the test.
+  for (const char* marker : {"ThreadSanitizer", "AddressSanitizer", "LeakSanitizer", "runtime error:"}) {
+    if (err_.find(marker) != std::string::npos) {
+      ADD_FAILURE() << "sanitizer report from child " << pid_ << ":\n" << err_;
+      break;
+    }
+  }
   return result_;
 }
 
@@ -166,6 +175,14 @@ RunResult run(std::vector<std::string> argv, std::chrono::milliseconds timeout,
   if (!input.empty()) p.write_stdin(input);
   p.close_stdin();
   return p.wait(timeout);
+}
+
+Tcpd::~Tcpd() {
+  // Stop it the way a user does, so that a sanitizer build gets to report at exit.
+  if (!proc) return;
+  proc->signal(SIGTERM);
+  auto r = proc->wait(std::chrono::seconds(30));
+  if (r.timed_out) ADD_FAILURE() << "tcpd did not exit within 30 s of SIGTERM";
 }
 
 Tcpd::Tcpd(std::vector<std::string> args, long limit_fds) {

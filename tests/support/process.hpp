@@ -60,6 +60,9 @@ RunResult run(std::vector<std::string> argv, std::chrono::milliseconds timeout,
 // the "listening on" line.
 struct Tcpd {
   explicit Tcpd(std::vector<std::string> args, long limit_fds = 0);
+  ~Tcpd();
+  Tcpd(const Tcpd&) = delete;
+  Tcpd& operator=(const Tcpd&) = delete;
   std::unique_ptr<Process> proc;
   int port = 0;
 };

@@ -11,13 +11,13 @@ using tcpd::ClientConfig;
 
 namespace {
 
-std::variant<ClientConfig, ClientCliExit> parse(std::initializer_list<const char*> args) {
+std::variant<ClientConfig, ClientCliExit> parse(const std::vector<const char*>& args) {
   std::vector<const char*> argv{"tcpc"};
-  argv.insert(argv.end(), args);
+  argv.insert(argv.end(), args.begin(), args.end());
   return tcpd::parse_client_cli(static_cast<int>(argv.size()), argv.data());
 }
 
-ClientConfig ok(std::initializer_list<const char*> args) {
+ClientConfig ok(const std::vector<const char*>& args) {
   auto r = parse(args);
   if (auto* e = std::get_if<ClientCliExit>(&r)) ADD_FAILURE() << e->text;
   return std::get<ClientConfig>(r);
@@ -48,7 +48,7 @@ TEST(ClientCli, LoadModeSwitches) {
 }
 
 TEST(ClientCli, BadFlagsExitTwo) {
-  for (auto args : std::vector<std::initializer_list<const char*>>{
+  for (const auto& args : std::vector<std::vector<const char*>>{
            {"--port", "0"},
            {"--port", "99999"},
            {"--timeout-ms", "0"},

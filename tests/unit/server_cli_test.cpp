@@ -11,19 +11,19 @@ using tcpd::ServerConfig;
 
 namespace {
 
-std::variant<ServerConfig, CliExit> parse(std::initializer_list<const char*> args) {
+std::variant<ServerConfig, CliExit> parse(const std::vector<const char*>& args) {
   std::vector<const char*> argv{"tcpd"};
-  argv.insert(argv.end(), args);
+  argv.insert(argv.end(), args.begin(), args.end());
   return tcpd::parse_server_cli(static_cast<int>(argv.size()), argv.data());
 }
 
-ServerConfig ok(std::initializer_list<const char*> args) {
+ServerConfig ok(const std::vector<const char*>& args) {
   auto r = parse(args);
   if (auto* e = std::get_if<CliExit>(&r)) ADD_FAILURE() << e->text;
   return std::get<ServerConfig>(r);
 }
 
-CliExit bad(std::initializer_list<const char*> args) {
+CliExit bad(const std::vector<const char*>& args) {
   auto r = parse(args);
   EXPECT_TRUE(std::holds_alternative<CliExit>(r));
   return std::get<CliExit>(r);
@@ -68,7 +68,7 @@ TEST(ServerCli, EveryFlag) {
 
 TEST(ServerCli, BadValuesExitTwoWithOneLineNamingTheFlag) {
   struct Case {
-    std::initializer_list<const char*> args;
+    std::vector<const char*> args;
     const char* mentions;
   };
   for (const Case& c : std::vector<Case>{{{"--port", "70000"}, "--port"},
