@@ -17,8 +17,8 @@ std::string_view failure_name(Failure f);
 // reply's newline or the server's close. Bytes after the newline are kept for the next reply.
 struct ReplyResult {
   Failure failure = Failure::none;
-  int err = 0;        // errno behind reset/timeout/other, when there is one
-  std::string reply;  // without its newline (and '\r')
+  int err = 0;          // errno behind reset/timeout/other, when there is one
+  std::string reply;    // without its newline (and '\r')
   bool closed = false;  // the server closed after this reply (a one-shot reply)
 };
 

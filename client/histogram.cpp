@@ -20,7 +20,8 @@ Histogram::Histogram() : buckets_(kBuckets, 0) {}
 
 std::size_t Histogram::index_of(uint64_t v) {
   if (v < kLinear) return static_cast<std::size_t>(v);
-  const unsigned e = std::min<unsigned>(63U - static_cast<unsigned>(std::countl_zero(v)), kMaxExp - 1);
+  const unsigned e =
+      std::min<unsigned>(63U - static_cast<unsigned>(std::countl_zero(v)), kMaxExp - 1);
   const uint64_t clamped = std::min<uint64_t>(v, (uint64_t{1} << (e + 1)) - 1);
   const auto sub = static_cast<std::size_t>(clamped >> (e - kSubBits)) - kPerOctave;
   return kLinear + (e - kLinearBits) * kPerOctave + sub;
@@ -56,7 +57,8 @@ void Histogram::merge(const Histogram& other) {
 uint64_t Histogram::percentile(double q) const {
   if (count_ == 0) return 0;
   q = std::clamp(q, 0.0, 1.0);
-  const auto rank = std::max<uint64_t>(1, static_cast<uint64_t>(std::ceil(q * static_cast<double>(count_))));
+  const auto rank =
+      std::max<uint64_t>(1, static_cast<uint64_t>(std::ceil(q * static_cast<double>(count_))));
   uint64_t seen = 0;
   for (std::size_t i = 0; i < buckets_.size(); ++i) {
     seen += buckets_[i];

@@ -18,13 +18,12 @@ struct Shared {
   const Target& target;
   std::string request;
   Clock::time_point start;
-  Clock::time_point end;  // max() in count mode
+  Clock::time_point end;                 // max() in count mode
   std::chrono::nanoseconds interval{0};  // between scheduled sends, with --rate
   std::atomic<uint64_t> tickets{0};
   std::atomic<uint64_t> done{0};
   std::atomic<uint64_t> ok{0};
 };
-
 
 // The next request this thread may send, and when it is due; nullopt when the run is over.
 std::optional<Clock::time_point> next_ticket(Shared& sh) {

@@ -16,8 +16,8 @@ struct LoadResult {
   uint64_t requests = 0;  // attempted
   uint64_t ok = 0;
   std::array<uint64_t, kFailureKinds> failures{};  // indexed by Failure
-  uint64_t out_of_ports = 0;  // EADDRNOTAVAIL on connect
-  uint64_t out_of_fds = 0;    // EMFILE/ENFILE on socket
+  uint64_t out_of_ports = 0;                       // EADDRNOTAVAIL on connect
+  uint64_t out_of_fds = 0;                         // EMFILE/ENFILE on socket
   double seconds = 0;
   Histogram latency;  // successful requests only, µs
 

@@ -7,11 +7,11 @@
 #include <iostream>
 #include <string>
 
-#include "tcpc_cli.hpp"
 #include "exchange.hpp"
 #include "load.hpp"
 #include "report.hpp"
 #include "socket.hpp"
+#include "tcpc_cli.hpp"
 
 namespace {
 
@@ -39,10 +39,11 @@ std::string reply_error(const ClientConfig& cfg, const tcpd::ReplyResult& r) {
   using tcpd::Failure;
   switch (r.failure) {
     case Failure::busy: return fmt::format("{} is busy: {}", endpoint(cfg), r.reply);
-    case Failure::too_long: return fmt::format("{} refused the request: {}", endpoint(cfg), r.reply);
+    case Failure::too_long:
+      return fmt::format("{} refused the request: {}", endpoint(cfg), r.reply);
     case Failure::mismatch:
-      return fmt::format("unexpected reply from {}: \"{}\" (expected \"{}\")", endpoint(cfg), r.reply,
-                         cfg.expect.value_or(""));
+      return fmt::format("unexpected reply from {}: \"{}\" (expected \"{}\")", endpoint(cfg),
+                         r.reply, cfg.expect.value_or(""));
     case Failure::timeout:
       return fmt::format("no reply from {} within {} ms", endpoint(cfg), cfg.timeout.count());
     case Failure::reset: return fmt::format("connection to {} reset by the server", endpoint(cfg));
@@ -80,7 +81,8 @@ int run_single(const ClientConfig& cfg) {
     if (rc > 0) return rc;
     if (rc < 0) {
       // The server answered one-shot style and closed; nothing more can be sent.
-      if (std::cin.peek() != EOF) return fail(fmt::format("{} closed the connection", endpoint(cfg)));
+      if (std::cin.peek() != EOF)
+        return fail(fmt::format("{} closed the connection", endpoint(cfg)));
       break;
     }
   }
@@ -106,7 +108,8 @@ int run_load_mode(const ClientConfig& cfg) {
                  static_cast<double>(p.ok) / p.seconds);
   };
   tcpd::LoadResult r = tcpd::run_load(cfg, target, tick);
-  const std::string out = cfg.json ? tcpd::load_summary_json(cfg, r) : tcpd::load_summary_text(cfg, r);
+  const std::string out =
+      cfg.json ? tcpd::load_summary_json(cfg, r) : tcpd::load_summary_text(cfg, r);
   std::fputs(out.c_str(), stdout);
   std::fputs(tcpd::load_hints(r).c_str(), stderr);
   return r.failed() == 0 ? 0 : 1;
@@ -116,11 +119,16 @@ int run_load_mode(const ClientConfig& cfg) {
 
 int main(int argc, char* argv[]) {
   std::signal(SIGPIPE, SIG_IGN);
-  auto parsed = tcpd::parse_client_cli(argc, argv);
-  if (auto* done = std::get_if<tcpd::ClientCliExit>(&parsed)) {
-    std::fputs(done->text.c_str(), done->code == 0 ? stdout : stderr);
-    return done->code;
+  try {
+    auto parsed = tcpd::parse_client_cli(argc, argv);
+    if (auto* done = std::get_if<tcpd::ClientCliExit>(&parsed)) {
+      std::fputs(done->text.c_str(), done->code == 0 ? stdout : stderr);
+      return done->code;
+    }
+    const auto& cfg = std::get<ClientConfig>(parsed);
+    return cfg.load_mode() ? run_load_mode(cfg) : run_single(cfg);
+  } catch (const std::exception& e) {
+    // Out of memory or threads: say so in one line rather than abort.
+    return fail(e.what());
   }
-  const auto& cfg = std::get<ClientConfig>(parsed);
-  return cfg.load_mode() ? run_load_mode(cfg) : run_single(cfg);
 }

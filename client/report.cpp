@@ -9,7 +9,9 @@ std::string_view mode_name(const ClientConfig& cfg) {
   return cfg.keepalive ? "keepalive" : "oneshot";
 }
 
-double rps(const LoadResult& r) { return r.seconds > 0 ? static_cast<double>(r.ok) / r.seconds : 0; }
+double rps(const LoadResult& r) {
+  return r.seconds > 0 ? static_cast<double>(r.ok) / r.seconds : 0;
+}
 
 }  // namespace
 
@@ -22,7 +24,8 @@ std::string load_summary_text(const ClientConfig& cfg, const LoadResult& r) {
   if (r.failed() > 0) {
     out += "failures:";
     for (int k = 1; k < kFailureKinds; ++k) {
-      if (r.failures[k] > 0) out += fmt::format(" {} {}", failure_name(static_cast<Failure>(k)), r.failures[k]);
+      if (r.failures[k] > 0)
+        out += fmt::format(" {} {}", failure_name(static_cast<Failure>(k)), r.failures[k]);
     }
     out += "\n";
   }
@@ -34,9 +37,9 @@ std::string load_summary_text(const ClientConfig& cfg, const LoadResult& r) {
 
 std::string load_summary_json(const ClientConfig& cfg, const LoadResult& r) {
   const Histogram& h = r.latency;
-  std::string out = fmt::format(
-      R"({{"mode":"{}","concurrency":{},"rate":{},"requests":{},"ok":{},"failed":{})",
-      mode_name(cfg), cfg.concurrency, cfg.rate, r.requests, r.ok, r.failed());
+  std::string out =
+      fmt::format(R"({{"mode":"{}","concurrency":{},"rate":{},"requests":{},"ok":{},"failed":{})",
+                  mode_name(cfg), cfg.concurrency, cfg.rate, r.requests, r.ok, r.failed());
   for (int k = 1; k < kFailureKinds; ++k) {
     out += fmt::format(R"(,"{}":{})", failure_name(static_cast<Failure>(k)), r.failures[k]);
   }

@@ -17,14 +17,16 @@ std::variant<ClientConfig, ClientCliExit> parse_client_cli(int argc, const char*
   int concurrency = 1;
   std::string expect;
 
-  app.add_option("--host", cfg.host, "server name or address (IPv4 or IPv6)")->capture_default_str();
+  app.add_option("--host", cfg.host, "server name or address (IPv4 or IPv6)")
+      ->capture_default_str();
   app.add_option("--port", port, "server port")->check(CLI::Range(1, 65535))->capture_default_str();
   app.add_option("--msg", cfg.msg, "the request; '-' sends each stdin line on one connection")
       ->check(
           [](const std::string& v) {
             return v.find('\n') == std::string::npos
                        ? std::string{}
-                       : std::string{"must not contain a newline (use --msg - for several requests)"};
+                       : std::string{
+                             "must not contain a newline (use --msg - for several requests)"};
           },
           "TEXT")
       ->capture_default_str();
@@ -48,7 +50,8 @@ std::variant<ClientConfig, ClientCliExit> parse_client_cli(int argc, const char*
   try {
     app.parse(argc, argv);
   } catch (const CLI::Success& e) {
-    return ClientCliExit{0, e.get_name() == "CallForVersion" ? std::string(e.what()) + "\n" : app.help()};
+    return ClientCliExit{
+        0, e.get_name() == "CallForVersion" ? std::string(e.what()) + "\n" : app.help()};
   } catch (const CLI::ParseError& e) {
     return ClientCliExit{2, std::string("tcpc: ") + e.what() + " (see tcpc --help)\n"};
   }
@@ -59,7 +62,8 @@ std::variant<ClientConfig, ClientCliExit> parse_client_cli(int argc, const char*
   cfg.concurrency = static_cast<unsigned>(concurrency);
   if (*expect_opt) cfg.expect = expect;
   if (cfg.stdin_mode() && cfg.load_mode()) {
-    return ClientCliExit{2, "tcpc: --msg - reads requests from stdin and cannot be combined with load mode\n"};
+    return ClientCliExit{
+        2, "tcpc: --msg - reads requests from stdin and cannot be combined with load mode\n"};
   }
   return cfg;
 }

@@ -23,7 +23,8 @@ std::string bracket(const std::string& host) {
   return host.find(':') != std::string::npos ? "[" + host + "]" : host;
 }
 
-Fd bind_listen(int family, const sockaddr* sa, socklen_t len, int backlog, const std::string& name) {
+Fd bind_listen(int family, const sockaddr* sa, socklen_t len, int backlog,
+               const std::string& name) {
   Fd fd(::socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0));
   if (!fd) throw sys_error(errno, "cannot create a socket for " + name);
   int one = 1;

@@ -15,6 +15,11 @@
 
 namespace tcpd {
 
+namespace {
+// Input a lingering close throws away per wake-up, so one chatty peer cannot hog the poller.
+constexpr std::size_t kDiscardPerEvent = 64 * 1024;
+}  // namespace
+
 Poller::Poller(WorkQueue<Session>& queue, const SessionEnv& env)
     : queue_(queue),
       env_(env),
@@ -29,11 +34,15 @@ Poller::Poller(WorkQueue<Session>& queue, const SessionEnv& env)
   }
 }
 
-Poller::~Poller() { stop(); }
+Poller::~Poller() {
+  stop();
+}
 
-void Poller::start() { thread_ = std::thread([this] { run(); }); }
+void Poller::start() {
+  thread_ = std::thread([this] { run(); });
+}
 
-bool Poller::add(int fd, Entry&& entry) {
+bool Poller::add(int fd, Entry& entry) {
   const auto deadline = entry.deadline;
   epoll_event ev{};
   ev.events = EPOLLIN | EPOLLRDHUP;
@@ -57,8 +66,10 @@ Poller::Entry Poller::take(int fd) {
   entries_.erase(it);
   deadlines_.erase({e.deadline, fd});
   ::epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, fd, nullptr);
-  if (e.session) --parked_;
-  else --lingering_;
+  if (e.session)
+    --parked_;
+  else
+    --lingering_;
   return e;
 }
 
@@ -71,7 +82,7 @@ std::optional<Session> Poller::park(Session s) {
   const int fd = s.fd.get();
   const auto deadline = s.idle_deadline;
   Entry e{std::move(s), Fd{}, deadline};
-  if (!add(fd, std::move(e))) return std::move(e.session);
+  if (!add(fd, e)) return std::move(e.session);
   ++parked_;
   return std::nullopt;
 }
@@ -79,11 +90,12 @@ std::optional<Session> Poller::park(Session s) {
 void Poller::linger(Fd fd) {
   ::shutdown(fd.get(), SHUT_WR);
   // Whatever has arrived already goes now; most clients have closed by the next event.
-  if (!discard_input(fd.get(), 64 * 1024)) return;
+  if (!discard_input(fd.get(), kDiscardPerEvent)) return;
   std::lock_guard lock(mu_);
   if (stopping_ || lingering_ >= kMaxLingering) return;
   const int raw = fd.get();
-  if (add(raw, Entry{std::nullopt, std::move(fd), Clock::now() + kLingerClose})) ++lingering_;
+  Entry e{std::nullopt, std::move(fd), Clock::now() + kLingerClose};
+  if (add(raw, e)) ++lingering_;
 }
 
 std::size_t Poller::parked() const {
@@ -130,7 +142,7 @@ void Poller::run() {
         if (it->second.session) {
           Entry e = take(fd);
           ready.push_back(std::move(*e.session));
-        } else if (!discard_input(fd, 64 * 1024)) {
+        } else if (!discard_input(fd, kDiscardPerEvent)) {
           take(fd);  // the peer closed: the lingering close is complete
         }
       }

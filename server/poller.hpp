@@ -52,8 +52,8 @@ class Poller {
   };
 
   void run();
-  bool add(int fd, Entry&& entry);  // mu_ held
-  Entry take(int fd);             // mu_ held
+  bool add(int fd, Entry& entry);  // mu_ held; moves from `entry` only on success
+  Entry take(int fd);              // mu_ held
   void expire(Clock::time_point now, std::vector<Session>& timed_out);  // mu_ held
 
   WorkQueue<Session>& queue_;

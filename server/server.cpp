@@ -28,7 +28,9 @@ Fd make_eventfd() {
 
 // Held open so that, when accept() fails with EMFILE, closing it frees one descriptor to accept
 // and turn away the waiting connection instead of leaving it in the backlog to be retried.
-Fd open_spare() { return Fd(::open("/dev/null", O_RDONLY | O_CLOEXEC)); }
+Fd open_spare() {
+  return Fd(::open("/dev/null", O_RDONLY | O_CLOEXEC));
+}
 
 }  // namespace
 
@@ -38,8 +40,8 @@ struct Server::Impl {
         listener(listen_tcp(config.bind, config.port, SOMAXCONN)),
         queue(config.queue),
         stop_fd(make_eventfd()),
-        env{config, stats, queue.backlog_fd(), queue.backlog_flag(), stop_fd.get(), draining,
-            drain_deadline},
+        env{config,        stats,    queue.backlog_fd(), queue.backlog_flag(),
+            stop_fd.get(), draining, drain_deadline},
         poller(queue, env),
         spare(open_spare()) {}
 
@@ -68,11 +70,21 @@ struct Server::Impl {
 Server::Server(ServerConfig config) : impl_(std::make_unique<Impl>(std::move(config))) {}
 Server::~Server() = default;
 
-uint16_t Server::port() const { return local_port(impl_->listener.get()); }
-std::string Server::address() const { return local_address(impl_->listener.get()); }
-StatsSnapshot Server::stats() const { return impl_->stats.snapshot(); }
-std::size_t Server::parked() const { return impl_->poller.parked(); }
-void Server::run() { impl_->run(); }
+uint16_t Server::port() const {
+  return local_port(impl_->listener.get());
+}
+std::string Server::address() const {
+  return local_address(impl_->listener.get());
+}
+StatsSnapshot Server::stats() const {
+  return impl_->stats.snapshot();
+}
+std::size_t Server::parked() const {
+  return impl_->poller.parked();
+}
+void Server::run() {
+  impl_->run();
+}
 
 void Server::stop() {
   if (impl_->stopping.exchange(true)) return;
@@ -110,19 +122,17 @@ void Server::Impl::accept_loop() {
         case ENONET:
         case EHOSTUNREACH:
         case EOPNOTSUPP:
-        case ENETUNREACH:
-          continue;
+        case ENETUNREACH: continue;
         case EMFILE:
-        case ENFILE:
-          shed();
-          continue;
+        case ENFILE: shed(); continue;
         case ENOBUFS:
         case ENOMEM:
           // Kernel memory pressure: back off briefly rather than spin.
           std::this_thread::sleep_for(Millis{10});
           continue;
         default:
-          throw std::system_error(err, std::generic_category(), "accept on " + local_address(listener.get()));
+          throw std::system_error(err, std::generic_category(),
+                                  "accept on " + local_address(listener.get()));
       }
     }
     stats.accepted();
@@ -167,9 +177,7 @@ void Server::Impl::work(unsigned /*index*/) {
     Session& s = *item;
     Verdict v = serve(s, env, scratch);
     switch (v.kind) {
-      case Verdict::Kind::requeue:
-        queue.push(s);
-        break;
+      case Verdict::Kind::requeue: queue.push(s); break;
       case Verdict::Kind::park:
         if (auto back = poller.park(std::move(s))) finish(*back, drained(*back), env);
         break;
@@ -178,7 +186,7 @@ void Server::Impl::work(unsigned /*index*/) {
         if (v.linger) poller.linger(std::move(s.fd));
         break;
     }
-    if (scratch.capacity() > 64 * 1024) std::string().swap(scratch);
+    if (scratch.capacity() > std::size_t{64} * 1024) std::string().swap(scratch);
   }
 }
 
@@ -186,8 +194,11 @@ void Server::Impl::drain() {
   drain_deadline.store((Clock::now() + config.drain_timeout).time_since_epoch().count(),
                        std::memory_order_relaxed);
   draining.store(true, std::memory_order_release);
+  // Wakes workers blocked in a request read or write (stop_fd) and those waiting on an idle
+  // session (the backlog fd), so that each re-cuts its wait to the drain deadline.
   uint64_t one = 1;
   [[maybe_unused]] auto rc = ::write(stop_fd.get(), &one, sizeof one);
+  queue.wake_for_good();
   // The poller first: it hands back sessions with input waiting while workers still pop.
   poller.stop();
   queue.close();

@@ -5,8 +5,8 @@
 #include <memory>
 #include <string>
 
-#include "server_config.hpp"
 #include "fd.hpp"
+#include "server_config.hpp"
 #include "stats.hpp"
 
 namespace tcpd {

@@ -13,7 +13,9 @@ namespace {
 
 constexpr std::size_t kReadChunk = 16 * 1024;
 
-bool is_draining(const SessionEnv& env) { return env.draining.load(std::memory_order_acquire); }
+bool is_draining(const SessionEnv& env) {
+  return env.draining.load(std::memory_order_acquire);
+}
 
 // Every wait is cut short by the drain deadline once a drain has begun.
 Clock::time_point capped(Clock::time_point t, const SessionEnv& env) {
@@ -35,7 +37,9 @@ Outcome outcome_of(IoStatus st) {
   }
 }
 
-Verdict close_with(Outcome o, bool linger = false) { return {Verdict::Kind::close, o, linger}; }
+Verdict close_with(Outcome o, bool linger = false) {
+  return {Verdict::Kind::close, o, linger};
+}
 
 Outcome peer_closed(const Session& s) {
   return s.replies > 0 ? Outcome::served : Outcome::no_request;
@@ -43,7 +47,9 @@ Outcome peer_closed(const Session& s) {
 
 }  // namespace
 
-Outcome drained(const Session& s) { return s.replies > 0 ? Outcome::served : Outcome::shutdown; }
+Outcome drained(const Session& s) {
+  return s.replies > 0 ? Outcome::served : Outcome::shutdown;
+}
 
 namespace {
 
@@ -88,8 +94,15 @@ Verdict answer_seed(Session& s, const SessionEnv& env, std::string& out) {
 }
 
 // Reads into the framer. Returns the status; on ok the bytes are committed.
-// The first byte of a request starts its io-timeout clock.
-IoResult receive(Session& s, Clock::time_point deadline, Wake wake, const SessionEnv& env) {
+// The first byte of a request starts its io-timeout clock. `wait_first`: right after a reply
+// the client's next bytes are almost never there yet, so poll before recv instead of paying for
+// a recv that returns EAGAIN.
+IoResult receive(Session& s, Clock::time_point deadline, Wake wake, const SessionEnv& env,
+                 bool wait_first = false) {
+  if (wait_first) {
+    IoStatus st = wait_readable(s.fd.get(), deadline, wake);
+    if (st != IoStatus::ok) return {st};
+  }
   char* dst = s.framer.prepare(kReadChunk);
   IoResult r = read_some(s.fd.get(), dst, kReadChunk, deadline, wake);
   if (r.status == IoStatus::ok) {
@@ -192,7 +205,7 @@ Verdict serve(Session& s, const SessionEnv& env, std::string& out) {
       // Others are owed a worker. Catch this client's next request or close if it is quick;
       // otherwise the session goes back to the poller and this worker to the queue. A session
       // answered in this turn goes to the tail of the queue with its next request: time slices.
-      IoResult r = receive(s, Clock::now() + kLinger, {}, env);
+      IoResult r = receive(s, Clock::now() + kLinger, {}, env, answered_this_turn);
       if (r.status == IoStatus::ok) {
         if (answered_this_turn) return {Verdict::Kind::requeue};
         continue;
@@ -202,8 +215,9 @@ Verdict serve(Session& s, const SessionEnv& env, std::string& out) {
       return close_with(outcome_of(r.status));
     }
     // Nobody waits: keep the worker on this session until its next request, its idle deadline,
-    // or until someone else needs a worker.
-    IoResult r = receive(s, s.idle_deadline, {env.backlog_fd, env.stop_fd}, env);
+    // or until someone else needs a worker. The backlog fd is also raised for good by the drain,
+    // so one descriptor besides the session's covers both.
+    IoResult r = receive(s, s.idle_deadline, {env.backlog_fd, -1}, env, answered_this_turn);
     switch (r.status) {
       case IoStatus::ok: continue;
       case IoStatus::closed: return close_with(peer_closed(s));

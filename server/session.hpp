@@ -5,9 +5,9 @@
 #include <string>
 
 #include "clock.hpp"
-#include "server_config.hpp"
 #include "fd.hpp"
 #include "line_framer.hpp"
+#include "server_config.hpp"
 #include "stats.hpp"
 
 namespace tcpd {
@@ -48,9 +48,9 @@ struct Verdict {
 struct SessionEnv {
   const ServerConfig& config;
   Stats& stats;
-  int backlog_fd;                      // readable while connections wait for a worker
+  int backlog_fd;                       // readable while connections wait for a worker
   const std::atomic<bool>& backlogged;  // the same, as a flag
-  int stop_fd;                         // readable once the drain has begun
+  int stop_fd;                          // readable once the drain has begun
   const std::atomic<bool>& draining;
   const std::atomic<Clock::rep>& drain_deadline;  // time_since_epoch, valid once draining
 };

@@ -28,8 +28,8 @@ uint64_t StatsSnapshot::ended() const {
 }
 
 std::string StatsSnapshot::format() const {
-  std::string out = fmt::format("accepted={} active={} requests={}", accepted,
-                                accepted - ended(), requests);
+  std::string out =
+      fmt::format("accepted={} active={} requests={}", accepted, accepted - ended(), requests);
   for (std::size_t i = 0; i < outcomes.size(); ++i) {
     out += fmt::format(" {}={}", outcome_name(static_cast<Outcome>(i)), outcomes[i]);
   }

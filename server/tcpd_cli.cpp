@@ -27,7 +27,9 @@ std::variant<ServerConfig, CliExit> parse_server_cli(int argc, const char* const
   app.add_option("--port", port, "TCP port; 0 picks a free one")
       ->check(CLI::Range(0, 65535))
       ->capture_default_str();
-  app.add_option("--workers", workers, "worker threads")->check(CLI::Range(1, 4096))->capture_default_str();
+  app.add_option("--workers", workers, "worker threads")
+      ->check(CLI::Range(1, 4096))
+      ->capture_default_str();
   app.add_option("--queue", queue, "connections that may wait for a worker")
       ->check(CLI::Range(1LL, 1000000LL))
       ->capture_default_str();
@@ -38,7 +40,7 @@ std::variant<ServerConfig, CliExit> parse_server_cli(int argc, const char* const
       ->check(
           [](const std::string& v) {
             return v.find('\n') == std::string::npos ? std::string{}
-                                                      : std::string{"must not contain a newline"};
+                                                     : std::string{"must not contain a newline"};
           },
           "TEXT")
       ->capture_default_str();
@@ -51,7 +53,8 @@ std::variant<ServerConfig, CliExit> parse_server_cli(int argc, const char* const
   app.add_option("--idle-timeout-ms", idle, "close a session when no request begins in this time")
       ->check(CLI::Range(1LL, kDay))
       ->capture_default_str();
-  app.add_option("--io-timeout-ms", io, "a request must arrive, and a reply be written, in this time")
+  app.add_option("--io-timeout-ms", io,
+                 "a request must arrive, and a reply be written, in this time")
       ->check(CLI::Range(1LL, kDay))
       ->capture_default_str();
   app.add_option("--drain-timeout-ms", drain, "longest shutdown drain after SIGINT/SIGTERM")

@@ -62,7 +62,7 @@ class WorkQueue {
     items_.pop_front();
     if (e.fresh) --fresh_;
     size_.store(items_.size(), std::memory_order_relaxed);
-    if (items_.empty() && signalled_ && !closed_) {
+    if (items_.empty() && signalled_ && !sticky_) {
       uint64_t v;
       // Reset the level: nothing waits any more.
       [[maybe_unused]] auto rc = ::read(backlog_.get(), &v, sizeof v);
@@ -78,9 +78,18 @@ class WorkQueue {
     {
       std::lock_guard lock(mu_);
       closed_ = true;
+      sticky_ = true;
       signal();
     }
     cv_.notify_all();
+  }
+
+  // Raises backlog_fd() for good without closing: every worker blocked on a session wakes up
+  // (the drain uses it; pop() keeps working until close()).
+  void wake_for_good() {
+    std::lock_guard lock(mu_);
+    sticky_ = true;
+    signal();
   }
 
   [[nodiscard]] int backlog_fd() const { return backlog_.get(); }
@@ -123,6 +132,7 @@ class WorkQueue {
   std::size_t fresh_ = 0;
   std::size_t idle_ = 0;
   bool closed_ = false;
+  bool sticky_ = false;  // backlog_fd() stays raised
   bool signalled_ = false;
   std::atomic<std::size_t> size_{0};
   std::atomic<bool> backlogged_{false};

@@ -9,7 +9,9 @@ using namespace testing_support;
 
 namespace {
 
-int lines(const std::string& s) { return static_cast<int>(std::count(s.begin(), s.end(), '\n')); }
+int lines(const std::string& s) {
+  return static_cast<int>(std::count(s.begin(), s.end(), '\n'));
+}
 
 }  // namespace
 
@@ -46,7 +48,8 @@ TEST(Binaries, TcpdDefaultListensOnAllInterfacesAndSaysSo) {
   auto line = p.read_line(20s);
   ASSERT_TRUE(line);
   // [::] where the host has IPv6 (dual-stack), else 0.0.0.0.
-  EXPECT_TRUE(line->rfind("listening on [::]:", 0) == 0 || line->rfind("listening on 0.0.0.0:", 0) == 0)
+  EXPECT_TRUE(line->rfind("listening on [::]:", 0) == 0 ||
+              line->rfind("listening on 0.0.0.0:", 0) == 0)
       << *line;
   const int port = std::stoi(line->substr(line->rfind(':') + 1));
   Client c = Client::connect(port);  // IPv4 reaches the dual-stack socket
@@ -80,8 +83,8 @@ TEST(Binaries, TcpcRefusedNamesTheCause) {
   const int port = unused_port();
   auto r = run({TCPC_BIN, "--host", "127.0.0.1", "--port", std::to_string(port)}, 20s);
   EXPECT_EQ(r.exit_code, 1);
-  EXPECT_EQ(r.err, "tcpc: cannot connect to 127.0.0.1:" + std::to_string(port) +
-                       ": Connection refused\n");
+  EXPECT_EQ(r.err,
+            "tcpc: cannot connect to 127.0.0.1:" + std::to_string(port) + ": Connection refused\n");
 }
 
 TEST(Binaries, TcpcBusyReplyIsAFailureOnStderr) {
@@ -94,16 +97,17 @@ TEST(Binaries, TcpcBusyReplyIsAFailureOnStderr) {
 
 TEST(Binaries, TcpcTooLongReplyIsAFailure) {
   Tcpd srv({"--quiet", "--max-message", "4"});
-  auto r = run({TCPC_BIN, "--host", "127.0.0.1", "--port", std::to_string(srv.port), "--msg", "12345"},
-               20s);
+  auto r = run(
+      {TCPC_BIN, "--host", "127.0.0.1", "--port", std::to_string(srv.port), "--msg", "12345"}, 20s);
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_NE(r.err.find("ERR too long"), std::string::npos) << r.err;
 }
 
 TEST(Binaries, TcpcExpectMismatchFails) {
   Tcpd srv({"--quiet"});
-  auto r = run({TCPC_BIN, "--host", "127.0.0.1", "--port", std::to_string(srv.port), "--expect", "nope"},
-               20s);
+  auto r =
+      run({TCPC_BIN, "--host", "127.0.0.1", "--port", std::to_string(srv.port), "--expect", "nope"},
+          20s);
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_NE(r.err.find("unexpected reply"), std::string::npos) << r.err;
 }

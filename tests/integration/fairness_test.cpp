@@ -25,10 +25,10 @@ TEST(Fairness, SixtyFourPingPongClientsOnEightWorkersAllProgress) {
       for (int r = 0; r < kRequests; ++r) {
         const auto t0 = std::chrono::steady_clock::now();
         if (!c.send("ping\n") || c.line(20s) != "Hello from the server!\n") return;
-        worst_ms[i] = std::max<long>(
-            worst_ms[i], std::chrono::duration_cast<std::chrono::milliseconds>(
-                             std::chrono::steady_clock::now() - t0)
-                             .count());
+        worst_ms[i] =
+            std::max<long>(worst_ms[i], std::chrono::duration_cast<std::chrono::milliseconds>(
+                                            std::chrono::steady_clock::now() - t0)
+                                            .count());
         ++done[i];
       }
     });

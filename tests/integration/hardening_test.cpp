@@ -17,7 +17,8 @@ using tcpd::Outcome;
 namespace {
 
 std::chrono::milliseconds since(std::chrono::steady_clock::time_point t) {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t);
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() -
+                                                               t);
 }
 
 // user+system CPU seconds of a process, from /proc.
@@ -253,8 +254,9 @@ TEST(Hardening, ClientTimeoutBoundsAServerThatNeverAnswers) {
                 "--timeout-ms", "300"},
                20s);
   EXPECT_EQ(r.exit_code, 1);
-  EXPECT_NE(r.err.find("no reply from 127.0.0.1:" + std::to_string(stall.port()) + " within 300 ms"),
-            std::string::npos)
+  EXPECT_NE(
+      r.err.find("no reply from 127.0.0.1:" + std::to_string(stall.port()) + " within 300 ms"),
+      std::string::npos)
       << r.err;
   EXPECT_LT(since(start), 5000ms);
 }

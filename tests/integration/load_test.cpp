@@ -33,7 +33,8 @@ TEST(Load, OneShotJsonCountsEveryRequest) {
   for (const char* key : {"mode", "concurrency", "requests", "ok", "failed", "refused", "reset",
                           "timeout", "busy", "too_long", "mismatch", "other", "seconds", "rps",
                           "p50_us", "p90_us", "p99_us", "p999_us", "max_us"}) {
-    EXPECT_NE(r.out.find(std::string("\"") + key + "\":"), std::string::npos) << key << " in " << r.out;
+    EXPECT_NE(r.out.find(std::string("\"") + key + "\":"), std::string::npos)
+        << key << " in " << r.out;
   }
   EXPECT_NE(r.out.find("\"mode\":\"oneshot\""), std::string::npos);
   EXPECT_EQ(num(r.out, "requests"), 300);
@@ -85,7 +86,8 @@ TEST(Load, ResetsAreCountedAsReset) {
 
 TEST(Load, StallsAreCountedAsTimeouts) {
   FakeServer stall(FakeServer::Kind::stall);
-  auto r = tcpc(stall.port(), {"--count", "4", "--concurrency", "2", "--timeout-ms", "200", "--json"});
+  auto r =
+      tcpc(stall.port(), {"--count", "4", "--concurrency", "2", "--timeout-ms", "200", "--json"});
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_EQ(num(r.out, "timeout"), 4) << r.out;
 }

@@ -18,7 +18,8 @@ std::chrono::milliseconds parallel_requests(int port, int n) {
   const auto start = std::chrono::steady_clock::now();
   for (auto& c : clients) EXPECT_TRUE(c.send("work\n"));
   for (auto& c : clients) EXPECT_EQ(c.line(30s), "Hello from the server!\n");
-  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - start);
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() -
+                                                               start);
 }
 
 }  // namespace

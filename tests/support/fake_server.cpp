@@ -39,7 +39,8 @@ void FakeServer::run() {
     // Read the request (bounded), then answer as the kind says.
     pollfd r{c.get(), POLLIN, 0};
     char buf[4096];
-    if (::poll(&r, 1, 2000) > 0) [[maybe_unused]] auto n = ::recv(c.get(), buf, sizeof buf, 0);
+    if (::poll(&r, 1, 2000) > 0) [[maybe_unused]]
+      auto n = ::recv(c.get(), buf, sizeof buf, 0);
     if (kind_ == Kind::reset) {
       linger l{1, 0};
       ::setsockopt(c.get(), SOL_SOCKET, SO_LINGER, &l, sizeof l);

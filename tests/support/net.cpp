@@ -62,7 +62,9 @@ bool Client::closed_within(Ms timeout) {
   }
 }
 
-void Client::shutdown_write() { ::shutdown(fd_.get(), SHUT_WR); }
+void Client::shutdown_write() {
+  ::shutdown(fd_.get(), SHUT_WR);
+}
 
 void Client::reset() {
   linger l{1, 0};
@@ -76,7 +78,9 @@ InProcessServer::InProcessServer(tcpd::ServerConfig cfg)
   thread_ = std::thread([this] { server_->run(); });
 }
 
-InProcessServer::~InProcessServer() { stop(); }
+InProcessServer::~InProcessServer() {
+  stop();
+}
 
 void InProcessServer::stop() {
   server_->stop();

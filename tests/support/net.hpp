@@ -8,9 +8,9 @@
 #include <string>
 #include <thread>
 
-#include "server_config.hpp"
 #include "fd.hpp"
 #include "server.hpp"
+#include "server_config.hpp"
 
 namespace testing_support {
 

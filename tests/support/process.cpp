@@ -23,7 +23,8 @@ namespace {
 using Clock = std::chrono::steady_clock;
 
 int ms_left(Clock::time_point deadline) {
-  auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
+  auto left =
+      std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
   return left < 0 ? 0 : static_cast<int>(left);
 }
 
@@ -160,7 +161,8 @@ RunResult Process::wait(std::chrono::milliseconds timeout) {
   result_.out = out_;
   result_.err = err_;
   // A child built with a sanitizer reports on its stderr; any report fails the test.
-  for (const char* marker : {"ThreadSanitizer", "AddressSanitizer", "LeakSanitizer", "runtime error:"}) {
+  for (const char* marker :
+       {"ThreadSanitizer", "AddressSanitizer", "LeakSanitizer", "runtime error:"}) {
     if (err_.find(marker) != std::string::npos) {
       ADD_FAILURE() << "sanitizer report from child " << pid_ << ":\n" << err_;
       break;
@@ -199,7 +201,8 @@ Tcpd::Tcpd(std::vector<std::string> args, long limit_fds) {
   // Sanitizer builds start slowly.
   auto line = proc->read_line(std::chrono::seconds(20));
   if (!line || line->rfind("listening on ", 0) != 0) {
-    throw std::runtime_error("tcpd did not start: " + line.value_or("<no line>") + " " + proc->err());
+    throw std::runtime_error("tcpd did not start: " + line.value_or("<no line>") + " " +
+                             proc->err());
   }
   port = std::stoi(line->substr(line->rfind(':') + 1));
 }

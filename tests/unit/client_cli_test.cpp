@@ -48,15 +48,14 @@ TEST(ClientCli, LoadModeSwitches) {
 }
 
 TEST(ClientCli, BadFlagsExitTwo) {
-  for (const auto& args : std::vector<std::vector<const char*>>{
-           {"--port", "0"},
-           {"--port", "99999"},
-           {"--timeout-ms", "0"},
-           {"--count", "0"},
-           {"--count", "5", "--duration", "1"},
-           {"--msg", "-", "--count", "5"},
-           {"--msg", "a\nb"},
-           {"--bogus"}}) {
+  for (const auto& args : std::vector<std::vector<const char*>>{{"--port", "0"},
+                                                                {"--port", "99999"},
+                                                                {"--timeout-ms", "0"},
+                                                                {"--count", "0"},
+                                                                {"--count", "5", "--duration", "1"},
+                                                                {"--msg", "-", "--count", "5"},
+                                                                {"--msg", "a\nb"},
+                                                                {"--bogus"}}) {
     auto r = parse(args);
     ASSERT_TRUE(std::holds_alternative<ClientCliExit>(r));
     const auto& e = std::get<ClientCliExit>(r);

@@ -23,7 +23,8 @@ TEST(Histogram, BucketsCoverEveryValueWithinTwoTenthsOfAPercent) {
     const std::size_t idx = Histogram::index_of(v);
     ASSERT_LE(Histogram::lowest_of(idx), v);
     ASSERT_GE(Histogram::highest_of(idx), v);
-    const double width = static_cast<double>(Histogram::highest_of(idx) - Histogram::lowest_of(idx));
+    const double width =
+        static_cast<double>(Histogram::highest_of(idx) - Histogram::lowest_of(idx));
     ASSERT_LE(width, static_cast<double>(v) * 0.002 + 1) << v;
   }
 }

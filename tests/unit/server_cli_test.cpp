@@ -48,10 +48,29 @@ TEST(ServerCli, Defaults) {
 }
 
 TEST(ServerCli, EveryFlag) {
-  ServerConfig c = ok({"--bind", "::1", "--port", "0", "--workers", "3", "--queue", "1", "--mode",
-                       "echo", "--reply", "hi there", "--delay-ms", "25", "--max-message", "10",
-                       "--idle-timeout-ms", "100", "--io-timeout-ms", "200",
-                       "--drain-timeout-ms", "300", "--quiet"});
+  ServerConfig c = ok({"--bind",
+                       "::1",
+                       "--port",
+                       "0",
+                       "--workers",
+                       "3",
+                       "--queue",
+                       "1",
+                       "--mode",
+                       "echo",
+                       "--reply",
+                       "hi there",
+                       "--delay-ms",
+                       "25",
+                       "--max-message",
+                       "10",
+                       "--idle-timeout-ms",
+                       "100",
+                       "--io-timeout-ms",
+                       "200",
+                       "--drain-timeout-ms",
+                       "300",
+                       "--quiet"});
   EXPECT_EQ(c.bind, "::1");
   EXPECT_EQ(c.port, 0);
   EXPECT_EQ(c.workers, 3u);

@@ -138,3 +138,12 @@ TEST(WorkQueue, ManyProducersAndConsumersLoseNothing) {
   EXPECT_EQ(popped, 2 * kPerProducer);
   EXPECT_EQ(sum, 2L * kPerProducer * (kPerProducer + 1) / 2);
 }
+
+TEST(WorkQueue, WakeForGoodKeepsTheBacklogFdRaised) {
+  WorkQueue<int> q(4);
+  q.wake_for_good();
+  int v = 1;
+  ASSERT_TRUE(q.try_push(v));
+  EXPECT_EQ(q.pop(), 1);  // emptying the queue no longer lowers it
+  EXPECT_TRUE(readable(q.backlog_fd()));
+}
