@@ -3,6 +3,10 @@
 #include <cerrno>
 #include <cstring>
 
+#include <fcntl.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+
 #include "socket.hpp"
 
 namespace tcpd {
@@ -37,21 +41,37 @@ Failure classify_connect(int err) {
   }
 }
 
+Connection::Connection(Fd fd, Millis timeout) : fd_(std::move(fd)) {
+  const int flags = ::fcntl(fd_.get(), F_GETFL);
+  ::fcntl(fd_.get(), F_SETFL, flags & ~O_NONBLOCK);
+  timeval tv{};
+  tv.tv_sec = static_cast<time_t>(timeout.count() / 1000);
+  tv.tv_usec = static_cast<suseconds_t>((timeout.count() % 1000) * 1000);
+  ::setsockopt(fd_.get(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  ::setsockopt(fd_.get(), SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+}
+
 namespace {
 
-ReplyResult io_failure(const IoResult& r) {
-  switch (r.status) {
-    case IoStatus::timed_out: return {Failure::timeout, ETIMEDOUT, {}, false};
-    case IoStatus::reset: return {Failure::reset, r.err, {}, false};
-    default: return {Failure::other, r.err, {}, false};
-  }
+// errno of a blocking call with SO_*TIMEO: EAGAIN means the timeout passed.
+ReplyResult errno_failure(int err) {
+  if (err == EAGAIN || err == EWOULDBLOCK) return {Failure::timeout, ETIMEDOUT, {}, false};
+  if (err == ECONNRESET || err == EPIPE) return {Failure::reset, err, {}, false};
+  return {Failure::other, err, {}, false};
 }
 
 }  // namespace
 
-ReplyResult Connection::request(std::string_view request, Clock::time_point deadline) {
-  IoResult w = write_all(fd_.get(), request, deadline);
-  if (w.status != IoStatus::ok) return io_failure(w);
+ReplyResult Connection::request(std::string_view request) {
+  std::size_t sent = 0;
+  while (sent < request.size()) {
+    ssize_t n = ::send(fd_.get(), request.data() + sent, request.size() - sent, MSG_NOSIGNAL);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return errno_failure(errno);
+    }
+    sent += static_cast<std::size_t>(n);
+  }
   std::size_t scanned = 0;
   for (;;) {
     if (auto nl = in_.find('\n', scanned); nl != std::string::npos) {
@@ -64,19 +84,20 @@ ReplyResult Connection::request(std::string_view request, Clock::time_point dead
     }
     scanned = in_.size();
     char buf[16 * 1024];
-    IoResult r = read_some(fd_.get(), buf, sizeof buf, deadline);
-    if (r.status == IoStatus::ok) {
-      in_.append(buf, r.bytes);
+    ssize_t n = ::recv(fd_.get(), buf, sizeof buf, 0);
+    if (n > 0) {
+      in_.append(buf, static_cast<std::size_t>(n));
       continue;
     }
-    if (r.status == IoStatus::closed) {
-      if (in_.empty()) return {Failure::other, 0, {}, true};  // closed without a reply
-      // A reply ended by the close rather than a newline: a one-shot server.
-      ReplyResult res{Failure::none, 0, std::move(in_), true};
-      in_.clear();
-      return res;
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return errno_failure(errno);
     }
-    return io_failure(r);
+    if (in_.empty()) return {Failure::other, 0, {}, true};  // closed without a reply
+    // A reply ended by the close rather than a newline: a one-shot server.
+    ReplyResult res{Failure::none, 0, std::move(in_), true};
+    in_.clear();
+    return res;
   }
 }
 

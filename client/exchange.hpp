@@ -24,8 +24,11 @@ struct ReplyResult {
 
 class Connection {
  public:
-  explicit Connection(Fd fd) : fd_(std::move(fd)) {}
-  ReplyResult request(std::string_view request, Clock::time_point deadline);
+  // Takes a connected socket and makes it blocking with SO_RCVTIMEO/SO_SNDTIMEO = `timeout`:
+  // a request then costs one send and (usually) one recv, as in the tools tcpc is compared
+  // with, and each of them is still bounded.
+  Connection(Fd fd, Millis timeout);
+  ReplyResult request(std::string_view request);
   [[nodiscard]] int fd() const { return fd_.get(); }
 
  private:

@@ -61,11 +61,11 @@ void worker(Shared& sh, LoadResult& r) {
         if (c.error == EADDRNOTAVAIL) ++r.out_of_ports;
         if (c.error == EMFILE || c.error == ENFILE) ++r.out_of_fds;
       } else {
-        conn.emplace(std::move(c.fd));
+        conn.emplace(std::move(c.fd), sh.cfg.timeout);
       }
     }
     if (conn) {
-      ReplyResult rr = conn->request(sh.request, Clock::now() + sh.cfg.timeout);
+      ReplyResult rr = conn->request(sh.request);
       f = rr.failure == Failure::none ? classify_reply(rr.reply, expect) : rr.failure;
       if (rr.failure == Failure::other && rr.closed) f = Failure::reset;  // closed, no reply
       if (f != Failure::none || !sh.cfg.keepalive || rr.closed) conn.reset();

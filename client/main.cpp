@@ -57,10 +57,10 @@ std::string reply_error(const ClientConfig& cfg, const tcpd::ReplyResult& r) {
 int run_single(const ClientConfig& cfg) {
   auto c = tcpd::connect_tcp(cfg.host, cfg.port, tcpd::Clock::now() + cfg.timeout);
   if (!c.fd) return fail(connect_error(cfg, c));
-  tcpd::Connection conn(std::move(c.fd));
+  tcpd::Connection conn(std::move(c.fd), cfg.timeout);
   const std::string* expect = cfg.expect ? &*cfg.expect : nullptr;
   auto one = [&](const std::string& msg) -> int {
-    tcpd::ReplyResult r = conn.request(msg + "\n", tcpd::Clock::now() + cfg.timeout);
+    tcpd::ReplyResult r = conn.request(msg + "\n");
     if (r.failure == tcpd::Failure::none) r.failure = tcpd::classify_reply(r.reply, expect);
     if (r.failure != tcpd::Failure::none) return fail(reply_error(cfg, r));
     if (!cfg.quiet) {
