@@ -212,7 +212,8 @@ IoStatus wait_readable(int fd, Clock::time_point deadline, Wake wake) {
 
 IoResult read_some(int fd, char* buf, std::size_t len, Clock::time_point deadline, Wake wake) {
   for (;;) {
-    ssize_t n = ::recv(fd, buf, len, 0);
+    // MSG_DONTWAIT: the caller's deadline applies whether or not the socket is O_NONBLOCK.
+    ssize_t n = ::recv(fd, buf, len, MSG_DONTWAIT);
     if (n > 0) return {IoStatus::ok, static_cast<std::size_t>(n)};
     if (n == 0) return {IoStatus::closed};
     if (errno == EINTR) continue;
@@ -228,7 +229,8 @@ IoResult read_some(int fd, char* buf, std::size_t len, Clock::time_point deadlin
 IoResult write_all(int fd, std::string_view data, Clock::time_point deadline, Wake wake) {
   std::size_t done = 0;
   while (done < data.size()) {
-    ssize_t n = ::send(fd, data.data() + done, data.size() - done, MSG_NOSIGNAL);
+    ssize_t n =
+        ::send(fd, data.data() + done, data.size() - done, MSG_NOSIGNAL | MSG_DONTWAIT);
     if (n >= 0) {
       done += static_cast<std::size_t>(n);
       continue;

@@ -54,8 +54,9 @@ struct IoResult {
   int err = 0;
 };
 
-// Blocking-style I/O on a non-blocking socket: each call blocks in poll(2) until it can make
-// progress, the deadline passes, or a `wake` descriptor becomes readable. EINTR is retried.
+// Blocking-style I/O with deadlines: each call blocks in poll(2) until it can make progress, the
+// deadline passes, or a `wake` descriptor becomes readable. EINTR is retried. The socket may be
+// blocking or not: every recv/send here passes MSG_DONTWAIT.
 IoResult read_some(int fd, char* buf, std::size_t len, Clock::time_point deadline, Wake wake = {});
 IoResult write_all(int fd, std::string_view data, Clock::time_point deadline, Wake wake = {});
 

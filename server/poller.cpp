@@ -4,6 +4,7 @@
 #include <sys/eventfd.h>
 #include <sys/socket.h>
 
+#include <algorithm>
 #include <array>
 #include <cerrno>
 #include <cstdint>
@@ -20,9 +21,10 @@ namespace {
 constexpr std::size_t kDiscardPerEvent = 64 * 1024;
 }  // namespace
 
-Poller::Poller(WorkQueue<Session>& queue, const SessionEnv& env)
+Poller::Poller(WorkQueue<Session>& queue, const SessionEnv& env, Waker& waker)
     : queue_(queue),
       env_(env),
+      waker_(waker),
       epoll_(::epoll_create1(EPOLL_CLOEXEC)),
       wake_(::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) {
   if (!epoll_ || !wake_) throw std::system_error(errno, std::generic_category(), "epoll/eventfd");
@@ -98,6 +100,11 @@ void Poller::linger(Fd fd) {
   if (add(raw, e)) ++lingering_;
 }
 
+void Poller::nudge() {
+  uint64_t one = 1;
+  [[maybe_unused]] auto rc = ::write(wake_.get(), &one, sizeof one);
+}
+
 std::size_t Poller::parked() const {
   std::lock_guard lock(mu_);
   return parked_;
@@ -122,6 +129,10 @@ void Poller::run() {
       next_wake_ = deadlines_.empty() ? Clock::time_point::max() : deadlines_.begin()->first;
       timeout = poll_timeout_ms(next_wake_);
     }
+    // Someone is owed a worker while a worker still sleeps in recv(): its kick may have been
+    // lost. Kick again, and look again in a millisecond.
+    if (queue_.backlogged() && waker_.kick_waiting() > 0)
+      timeout = timeout < 0 ? 1 : std::min(timeout, 1);
     int n = ::epoll_wait(epoll_.get(), events.data(), static_cast<int>(events.size()), timeout);
     if (n < 0) {
       if (errno == EINTR) continue;

@@ -27,7 +27,7 @@ inline constexpr std::size_t kMaxLingering = 4096;
 // for the client's FIN. It never serves a request.
 class Poller {
  public:
-  Poller(WorkQueue<Session>& queue, const SessionEnv& env);
+  Poller(WorkQueue<Session>& queue, const SessionEnv& env, Waker& waker);
   ~Poller();
   Poller(const Poller&) = delete;
   Poller& operator=(const Poller&) = delete;
@@ -43,6 +43,9 @@ class Poller {
   void stop();
 
   [[nodiscard]] std::size_t parked() const;
+  // Wakes the poller so that it re-kicks workers blocked in recv() while the queue is
+  // backlogged (see Waker: a kick can be lost).
+  void nudge();
 
  private:
   struct Entry {
@@ -58,6 +61,7 @@ class Poller {
 
   WorkQueue<Session>& queue_;
   const SessionEnv& env_;
+  Waker& waker_;
   Fd epoll_;
   Fd wake_;
   mutable std::mutex mu_;

@@ -38,11 +38,12 @@ struct Server::Impl {
   explicit Impl(ServerConfig cfg)
       : config(std::move(cfg)),
         listener(listen_tcp(config.bind, config.port, SOMAXCONN)),
-        queue(config.queue),
+        waker(config.workers),
+        queue(config.queue, [this] { on_backlog(); }),
         stop_fd(make_eventfd()),
         env{config,        stats,    queue.backlog_fd(), queue.backlog_flag(),
-            stop_fd.get(), draining, drain_deadline},
-        poller(queue, env),
+            stop_fd.get(), draining, drain_deadline,     waker},
+        poller(queue, env, waker),
         spare(open_spare()) {}
 
   void run();
@@ -51,10 +52,16 @@ struct Server::Impl {
   void reject(Fd fd, Outcome why);
   void shed();
   void drain();
+  // Someone needs a worker: interrupt workers blocked in recv() on idle sessions, and have
+  // the poller repeat that until they have let go.
+  void on_backlog() {
+    if (waker.kick_waiting() > 0) poller.nudge();
+  }
 
   ServerConfig config;
   Fd listener;
   Stats stats;
+  Waker waker;
   WorkQueue<Session> queue;
   Fd stop_fd;
   std::atomic<bool> draining{false};
@@ -64,6 +71,7 @@ struct Server::Impl {
   Poller poller;
   Fd spare;
   WorkerPool pool;
+  std::atomic<unsigned> live_workers{0};
   Clock::time_point last_fd_warning{};
 };
 
@@ -95,6 +103,7 @@ void Server::stop() {
 
 void Server::Impl::run() {
   poller.start();
+  live_workers.store(config.workers);
   pool.start(config.workers, [this](unsigned i) { work(i); });
   try {
     accept_loop();
@@ -107,7 +116,7 @@ void Server::Impl::run() {
 
 void Server::Impl::accept_loop() {
   for (;;) {
-    int raw = ::accept4(listener.get(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    int raw = ::accept4(listener.get(), nullptr, nullptr, SOCK_CLOEXEC);
     if (raw < 0) {
       const int err = errno;
       if (stopping.load()) return;
@@ -158,7 +167,7 @@ void Server::Impl::shed() {
              std::strerror(errno));
   }
   spare.reset();
-  int raw = ::accept4(listener.get(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+  int raw = ::accept4(listener.get(), nullptr, nullptr, SOCK_CLOEXEC);
   if (raw >= 0) {
     stats.accepted();
     reject(Fd(raw), Outcome::shed);
@@ -171,11 +180,12 @@ void Server::Impl::shed() {
   }
 }
 
-void Server::Impl::work(unsigned /*index*/) {
+void Server::Impl::work(unsigned index) {
+  waker.attach(index);
   std::string scratch;
   while (auto item = queue.pop()) {
     Session& s = *item;
-    Verdict v = serve(s, env, scratch);
+    Verdict v = serve(s, env, scratch, index);
     switch (v.kind) {
       case Verdict::Kind::requeue: queue.push(s); break;
       case Verdict::Kind::park:
@@ -188,6 +198,7 @@ void Server::Impl::work(unsigned /*index*/) {
     }
     if (scratch.capacity() > std::size_t{64} * 1024) std::string().swap(scratch);
   }
+  live_workers.fetch_sub(1);
 }
 
 void Server::Impl::drain() {
@@ -202,6 +213,11 @@ void Server::Impl::drain() {
   // The poller first: it hands back sessions with input waiting while workers still pop.
   poller.stop();
   queue.close();
+  // The poller no longer repeats lost kicks, so do it here until every worker has left.
+  while (live_workers.load() > 0) {
+    waker.kick_waiting();
+    std::this_thread::sleep_for(Millis{1});
+  }
   pool.join();
 }
 

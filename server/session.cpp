@@ -2,6 +2,9 @@
 
 #include <poll.h>
 #include <sys/socket.h>
+#include <sys/time.h>
+
+#include <cerrno>
 
 #include <algorithm>
 
@@ -115,6 +118,41 @@ IoResult receive(Session& s, Clock::time_point deadline, Wake wake, const Sessio
   return r;
 }
 
+// Waiting for the next request while nobody else needs a worker: a plain blocking recv(), as
+// cheap as a wait gets, ended by SO_RCVTIMEO (the idle timeout, counted from the reply just
+// sent) or by the Waker's signal when someone else needs a worker or the drain begins.
+IoResult blocking_idle_wait(Session& s, const SessionEnv& env, unsigned worker) {
+  const int fd = s.fd.get();
+  if (!s.recv_timeout_set) {
+    const auto ms = env.config.idle_timeout.count();
+    timeval tv{};
+    tv.tv_sec = static_cast<time_t>(ms / 1000);
+    tv.tv_usec = static_cast<suseconds_t>((ms % 1000) * 1000);
+    ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    s.recv_timeout_set = true;
+  }
+  char* dst = s.framer.prepare(kReadChunk);
+  env.waker.begin_wait(worker);
+  // Announce, then check: a waker that raised the flag after this check sees the announcement.
+  if (env.backlogged.load(std::memory_order_seq_cst) || is_draining(env)) {
+    env.waker.end_wait(worker);
+    return {IoStatus::woken};
+  }
+  const ssize_t n = ::recv(fd, dst, kReadChunk, 0);
+  const int err = errno;
+  env.waker.end_wait(worker);
+  if (n > 0) {
+    s.framer.commit(static_cast<std::size_t>(n));
+    s.last_byte = Clock::now();
+    s.request_deadline = s.last_byte + env.config.io_timeout;
+    return {IoStatus::ok, static_cast<std::size_t>(n)};
+  }
+  if (n == 0) return {IoStatus::closed};
+  if (err == EINTR) return {IoStatus::woken};
+  if (err == EAGAIN || err == EWOULDBLOCK) return {IoStatus::timed_out};
+  return {(err == ECONNRESET || err == EPIPE) ? IoStatus::reset : IoStatus::error, 0, err};
+}
+
 }  // namespace
 
 void log_outcome(int fd, Outcome outcome, uint64_t replies, bool quiet) {
@@ -128,9 +166,10 @@ void finish(const Session& s, Outcome outcome, const SessionEnv& env) {
   log_outcome(s.fd.get(), outcome, s.replies, env.config.quiet);
 }
 
-Verdict serve(Session& s, const SessionEnv& env, std::string& out) {
+Verdict serve(Session& s, const SessionEnv& env, std::string& out, unsigned worker) {
   const ServerConfig& cfg = env.config;
   bool answered_this_turn = false;
+  bool stray_wake = false;
   for (;;) {
     // 1. Answer every complete request already received, in one write.
     out.clear();
@@ -215,9 +254,19 @@ Verdict serve(Session& s, const SessionEnv& env, std::string& out) {
       return close_with(outcome_of(r.status));
     }
     // Nobody waits: keep the worker on this session until its next request, its idle deadline,
-    // or until someone else needs a worker. The backlog fd is also raised for good by the drain,
-    // so one descriptor besides the session's covers both.
-    IoResult r = receive(s, s.idle_deadline, {env.backlog_fd, -1}, env, answered_this_turn);
+    // or until someone else needs a worker. Right after a reply that is a blocking recv (the
+    // Waker interrupts it); otherwise, and for a wait that was interrupted, poll with the exact
+    // deadline on the session and the backlog fd (which the drain also raises for good).
+    const bool fresh_wait = answered_this_turn && !stray_wake &&
+                            s.idle_deadline - Clock::now() >= cfg.idle_timeout - Millis{5};
+    IoResult r = fresh_wait
+                     ? blocking_idle_wait(s, env, worker)
+                     : receive(s, s.idle_deadline, {env.backlog_fd, -1}, env, answered_this_turn);
+    if (fresh_wait && r.status == IoStatus::woken && !is_draining(env) &&
+        !env.backlogged.load(std::memory_order_relaxed)) {
+      stray_wake = true;  // wait again, now with poll and the exact deadline
+      continue;
+    }
     switch (r.status) {
       case IoStatus::ok: continue;
       case IoStatus::closed: return close_with(peer_closed(s));

@@ -9,6 +9,7 @@
 #include "line_framer.hpp"
 #include "server_config.hpp"
 #include "stats.hpp"
+#include "waker.hpp"
 
 namespace tcpd {
 
@@ -32,7 +33,8 @@ struct Session {
   Clock::time_point idle_deadline;  // closed if no request has begun by then
   Clock::time_point request_deadline = Clock::time_point::max();  // the pending one must end by
   Clock::time_point last_byte{};
-  bool line_client = false;  // has sent a newline: no more one-shot pause rule
+  bool line_client = false;       // has sent a newline: no more one-shot pause rule
+  bool recv_timeout_set = false;  // SO_RCVTIMEO is the idle timeout (for the blocking wait)
   uint64_t replies = 0;
 };
 
@@ -53,12 +55,13 @@ struct SessionEnv {
   int stop_fd;                          // readable once the drain has begun
   const std::atomic<bool>& draining;
   const std::atomic<Clock::rep>& drain_deadline;  // time_since_epoch, valid once draining
+  Waker& waker;
 };
 
 // Serves `s` with blocking I/O until it must close, or until it has no request under way while
 // others wait for a worker (then it is requeued or parked). `scratch` is the worker's reply
-// buffer, reused across sessions.
-Verdict serve(Session& s, const SessionEnv& env, std::string& scratch);
+// buffer, reused across sessions; `worker` its index, for the Waker.
+Verdict serve(Session& s, const SessionEnv& env, std::string& scratch, unsigned worker);
 
 // The outcome of a session the drain closes between requests: served if it was answered.
 Outcome drained(const Session& s);

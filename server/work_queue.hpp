@@ -9,6 +9,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <mutex>
 #include <optional>
 #include <system_error>
@@ -27,8 +28,11 @@ namespace tcpd {
 template <typename T>
 class WorkQueue {
  public:
-  explicit WorkQueue(std::size_t capacity)
-      : capacity_(capacity), backlog_(::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) {
+  // `on_backlog` runs (outside the lock) each time the backlog signal goes up.
+  explicit WorkQueue(std::size_t capacity, std::function<void()> on_backlog = {})
+      : capacity_(capacity),
+        on_backlog_(std::move(on_backlog)),
+        backlog_(::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) {
     if (!backlog_) throw std::system_error(errno, std::generic_category(), "eventfd");
   }
 
@@ -75,21 +79,27 @@ class WorkQueue {
   // Wakes every waiter; pop() drains what is left, then returns nullopt. backlog_fd() stays
   // readable from now on so that workers blocked on sessions notice the shutdown.
   void close() {
+    bool raised = false;
     {
       std::lock_guard lock(mu_);
       closed_ = true;
       sticky_ = true;
-      signal();
+      raised = signal();
     }
     cv_.notify_all();
+    if (raised && on_backlog_) on_backlog_();
   }
 
   // Raises backlog_fd() for good without closing: every worker blocked on a session wakes up
   // (the drain uses it; pop() keeps working until close()).
   void wake_for_good() {
-    std::lock_guard lock(mu_);
-    sticky_ = true;
-    signal();
+    bool raised = false;
+    {
+      std::lock_guard lock(mu_);
+      sticky_ = true;
+      raised = signal();
+    }
+    if (raised && on_backlog_) on_backlog_();
   }
 
   [[nodiscard]] int backlog_fd() const { return backlog_.get(); }
@@ -111,20 +121,25 @@ class WorkQueue {
 
   void after_push(std::unique_lock<std::mutex>& lock) {
     size_.store(items_.size(), std::memory_order_relaxed);
-    if (items_.size() > idle_) signal();
+    const bool raised = items_.size() > idle_ && signal();
     lock.unlock();
     cv_.notify_one();  // no syscall when nobody waits
+    if (raised && on_backlog_) on_backlog_();
   }
 
-  void signal() {
-    backlogged_.store(true, std::memory_order_relaxed);
-    if (signalled_) return;
+  // Returns true when the signal went up just now.
+  bool signal() {
+    // seq_cst: pairs with a worker that announces a blocking wait and then reads this flag.
+    backlogged_.store(true, std::memory_order_seq_cst);
+    if (signalled_) return false;
     uint64_t one = 1;
     [[maybe_unused]] auto rc = ::write(backlog_.get(), &one, sizeof one);
     signalled_ = true;
+    return true;
   }
 
   const std::size_t capacity_;
+  const std::function<void()> on_backlog_;
   Fd backlog_;
   mutable std::mutex mu_;
   std::condition_variable cv_;

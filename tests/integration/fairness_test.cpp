@@ -94,3 +94,51 @@ TEST(Fairness, SessionWithAnsweredRequestsIsTimedOutFromItsLastReply) {
   }
   EXPECT_TRUE(c.closed_within(3s));
 }
+
+TEST(Fairness, WorkersWaitingOnAnsweredSessionsAreWokenForANewClient) {
+  // Every worker sits in a blocking recv() on a session it has just answered; a new client
+  // must still get one of them at once (the Waker interrupts the recv).
+  auto cfg = test_config();
+  cfg.workers = 4;
+  cfg.idle_timeout = 60s;
+  InProcessServer srv(cfg);
+  std::vector<Client> held;
+  for (int i = 0; i < 4; ++i) {
+    held.push_back(Client::connect(srv.port()));
+    ASSERT_TRUE(held.back().send("first\n"));
+    ASSERT_EQ(held.back().line(), "Hello from the server!\n");
+  }
+  for (int round = 0; round < 20; ++round) {
+    const auto start = std::chrono::steady_clock::now();
+    Client fresh = Client::connect(srv.port());
+    ASSERT_TRUE(fresh.send("new\n"));
+    EXPECT_EQ(fresh.line(), "Hello from the server!\n");
+    EXPECT_LT(std::chrono::steady_clock::now() - start, 500ms) << "round " << round;
+  }
+  // The held sessions still work after being parked.
+  for (auto& c : held) {
+    ASSERT_TRUE(c.send("again\n"));
+    EXPECT_EQ(c.line(), "Hello from the server!\n");
+  }
+}
+
+TEST(Fairness, DrainWakesWorkersWaitingOnAnsweredSessions) {
+  auto cfg = test_config();
+  cfg.workers = 2;
+  cfg.idle_timeout = 60s;
+  cfg.drain_timeout = 30s;
+  InProcessServer srv(cfg);
+  std::vector<Client> held;
+  for (int i = 0; i < 2; ++i) {
+    held.push_back(Client::connect(srv.port()));
+    ASSERT_TRUE(held.back().send("x\n"));
+    ASSERT_TRUE(held.back().line());
+  }
+  const auto start = std::chrono::steady_clock::now();
+  srv.stop();
+  EXPECT_LT(std::chrono::steady_clock::now() - start, 3s);  // not the 60 s idle timeout
+  for (auto& c : held) EXPECT_TRUE(c.closed_within(2s));
+  auto st = srv.server().stats();
+  EXPECT_EQ(st.of(Outcome::served), 2u);
+  EXPECT_EQ(st.ended(), st.accepted);
+}
