@@ -1,23 +1,30 @@
 #include "line_framer.hpp"
 
+#include <algorithm>
 #include <cstring>
 
 namespace tcpd {
 
 char* LineFramer::prepare(std::size_t min_free) {
   if (begin_ == end_) begin_ = scanned_ = end_ = 0;
-  if (buf_.size() - end_ < min_free) {
+  if (cap_ - end_ < min_free) {
     // Slide the pending bytes to the front before growing: a long session then reuses one
     // buffer instead of creeping forward.
     if (begin_ > 0) {
-      std::memmove(buf_.data(), buf_.data() + begin_, end_ - begin_);
+      std::memmove(buf_.get(), buf_.get() + begin_, end_ - begin_);
       scanned_ -= begin_;
       end_ -= begin_;
       begin_ = 0;
     }
-    if (buf_.size() - end_ < min_free) buf_.resize(end_ + min_free);
+    if (cap_ - end_ < min_free) {
+      const std::size_t cap = std::max(end_ + min_free, cap_ * 2);
+      std::unique_ptr<char[]> bigger(new char[cap]);  // uninitialised on purpose
+      if (end_ > 0) std::memcpy(bigger.get(), buf_.get(), end_);
+      buf_ = std::move(bigger);
+      cap_ = cap;
+    }
   }
-  return buf_.data() + end_;
+  return buf_.get() + end_;
 }
 
 void LineFramer::append(std::string_view bytes) {
@@ -26,7 +33,7 @@ void LineFramer::append(std::string_view bytes) {
 }
 
 LineFramer::Next LineFramer::next() {
-  const char* base = buf_.data();
+  const char* base = buf_.get();
   const void* nl = scanned_ < end_ ? std::memchr(base + scanned_, '\n', end_ - scanned_) : nullptr;
   if (nl == nullptr) {
     scanned_ = end_;
@@ -53,7 +60,8 @@ void LineFramer::clear() {
 
 void LineFramer::release_if_empty() {
   if (begin_ == end_) {
-    std::vector<char>().swap(buf_);
+    buf_.reset();
+    cap_ = 0;
     begin_ = scanned_ = end_ = 0;
   }
 }

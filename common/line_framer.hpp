@@ -1,8 +1,8 @@
 #pragma once
 
 #include <cstddef>
+#include <memory>
 #include <string_view>
-#include <vector>
 
 namespace tcpd {
 
@@ -28,16 +28,19 @@ class LineFramer {
   Next next();
 
   // Bytes received that do not yet end in a newline.
-  [[nodiscard]] std::string_view pending() const { return {buf_.data() + begin_, end_ - begin_}; }
+  [[nodiscard]] std::string_view pending() const { return {buf_.get() + begin_, end_ - begin_}; }
   [[nodiscard]] bool empty() const { return begin_ == end_; }
-  [[nodiscard]] std::size_t capacity() const { return buf_.capacity(); }
+  [[nodiscard]] std::size_t capacity() const { return cap_; }
   // Drops the pending bytes (they were answered some other way) and frees the buffer if idle.
   void clear();
   void release_if_empty();
 
  private:
   std::size_t max_;
-  std::vector<char> buf_;
+  // Not a vector: growing one zero-fills, a cost paid on every connection for bytes recv()
+  // overwrites anyway.
+  std::unique_ptr<char[]> buf_;
+  std::size_t cap_ = 0;
   std::size_t begin_ = 0;    // first byte of the pending request
   std::size_t scanned_ = 0;  // bytes before this are known to hold no '\n'
   std::size_t end_ = 0;      // one past the last received byte

@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -44,7 +45,15 @@ struct Server::Impl {
         env{config,        stats,    queue.backlog_fd(), queue.backlog_flag(),
             stop_fd.get(), draining, drain_deadline,     waker},
         poller(queue, env, waker),
-        spare(open_spare()) {}
+        spare(open_spare()) {
+    // Accepted sockets inherit SO_RCVTIMEO from the listener: the blocking idle wait's bound
+    // (the idle timeout) then costs no setsockopt per connection.
+    const auto ms = config.idle_timeout.count();
+    timeval tv{};
+    tv.tv_sec = static_cast<time_t>(ms / 1000);
+    tv.tv_usec = static_cast<suseconds_t>((ms % 1000) * 1000);
+    inherited_rcvtimeo = ::setsockopt(listener.get(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv) == 0;
+  }
 
   void run();
   void accept_loop();
@@ -70,6 +79,7 @@ struct Server::Impl {
   SessionEnv env;
   Poller poller;
   Fd spare;
+  bool inherited_rcvtimeo = false;
   WorkerPool pool;
   std::atomic<unsigned> live_workers{0};
   Clock::time_point last_fd_warning{};
@@ -122,6 +132,7 @@ void Server::Impl::accept_loop() {
       if (stopping.load()) return;
       switch (err) {
         case EINTR:
+        case EAGAIN:  // the listener's SO_RCVTIMEO (set for the sockets it hands out) ran out
         case ECONNABORTED:  // the client gave up before we got to it
         case EPROTO:
         case EPERM:  // a firewall rule refused it
@@ -147,6 +158,7 @@ void Server::Impl::accept_loop() {
     stats.accepted();
     const auto now = Clock::now();
     Session s(Fd(raw), config.max_message, now + config.idle_timeout);
+    s.recv_timeout_set = inherited_rcvtimeo;
     if (!queue.try_push(s)) reject(std::move(s.fd), Outcome::busy);
   }
 }

@@ -1,6 +1,8 @@
 // The wire protocol over real loopback sockets against an in-process server.
 #include <gtest/gtest.h>
 
+#include <thread>
+
 #include "net.hpp"
 
 using namespace testing_support;
@@ -159,4 +161,15 @@ TEST_F(Protocol, CountersAddUpToAccepted) {
   EXPECT_EQ(st.of(Outcome::served), 2u);
   EXPECT_EQ(st.of(Outcome::no_request), 1u);
   EXPECT_EQ(st.requests, 3u);
+}
+
+TEST_F(Protocol, AcceptorOutlivesQuietPeriods) {
+  // Accepted sockets inherit the listener's SO_RCVTIMEO (the idle timeout), which also makes
+  // accept() time out now and then: that must be a non-event.
+  cfg.idle_timeout = 100ms;
+  InProcessServer srv(cfg);
+  std::this_thread::sleep_for(350ms);
+  Client c = Client::connect(srv.port());
+  ASSERT_TRUE(c.send("still here?\n"));
+  EXPECT_EQ(c.line(), "Hello from the server!\n");
 }
