@@ -114,3 +114,17 @@ TEST(Load, RatePacesOpenLoad) {
   EXPECT_GE(n, 360) << r.out;  // 400 within 10%
   EXPECT_LE(n, 440) << r.out;
 }
+
+TEST(Load, OutOfDescriptorsPrintsAHintNamingTheFix) {
+  Tcpd srv({"--quiet"});
+  // 12 descriptors: the three standard ones and a few for the runtime leave room for only a
+  // handful of sockets. Each keep-alive thread holds one for the whole second, so most of the
+  // 32 threads' sockets fail with EMFILE, whatever order they start in.
+  Process p({TCPC_BIN, "--host", "127.0.0.1", "--port", std::to_string(srv.port), "--duration", "1",
+             "--concurrency", "32", "--keepalive", "--json"},
+            12);
+  auto r = p.wait(60s);
+  EXPECT_EQ(r.exit_code, 1) << r.err;
+  EXPECT_NE(r.err.find("out of file descriptors"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("ulimit -n"), std::string::npos) << r.err;
+}
