@@ -41,14 +41,34 @@ Failure classify_connect(int err) {
   }
 }
 
-Connection::Connection(Fd fd, Millis timeout) : fd_(std::move(fd)) {
-  const int flags = ::fcntl(fd_.get(), F_GETFL);
-  ::fcntl(fd_.get(), F_SETFL, flags & ~O_NONBLOCK);
+namespace {
+
+void set_timeouts(int fd, Millis timeout) {
   timeval tv{};
   tv.tv_sec = static_cast<time_t>(timeout.count() / 1000);
   tv.tv_usec = static_cast<suseconds_t>((timeout.count() % 1000) * 1000);
-  ::setsockopt(fd_.get(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-  ::setsockopt(fd_.get(), SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+}
+
+}  // namespace
+
+Connection::Connection(Fd fd, Millis timeout) : fd_(std::move(fd)) {
+  const int flags = ::fcntl(fd_.get(), F_GETFL);
+  ::fcntl(fd_.get(), F_SETFL, flags & ~O_NONBLOCK);
+  set_timeouts(fd_.get(), timeout);
+}
+
+ConnectResult connect_blocking(const sockaddr* sa, socklen_t len, Millis timeout) {
+  Fd fd(::socket(sa->sa_family, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  if (!fd) return {Fd{}, errno, {}};
+  set_timeouts(fd.get(), timeout);
+  while (::connect(fd.get(), sa, len) != 0) {
+    if (errno == EINTR) continue;
+    // A blocking connect that runs out of SO_SNDTIMEO fails with EINPROGRESS.
+    return {Fd{}, (errno == EINPROGRESS || errno == EAGAIN) ? ETIMEDOUT : errno, {}};
+  }
+  return {std::move(fd), 0, {}};
 }
 
 namespace {

@@ -5,6 +5,7 @@
 
 #include "clock.hpp"
 #include "fd.hpp"
+#include "socket.hpp"
 
 namespace tcpd {
 
@@ -28,6 +29,9 @@ class Connection {
   // a request then costs one send and (usually) one recv, as in the tools tcpc is compared
   // with, and each of them is still bounded.
   Connection(Fd fd, Millis timeout);
+  // For a socket from connect_blocking(), already set up that way.
+  struct Ready {};
+  Connection(Fd fd, Ready) : fd_(std::move(fd)) {}
   ReplyResult request(std::string_view request);
   [[nodiscard]] int fd() const { return fd_.get(); }
 
@@ -35,6 +39,11 @@ class Connection {
   Fd fd_;
   std::string in_;
 };
+
+// A blocking socket whose connect, sends and receives are each bounded by `timeout` through
+// SO_SNDTIMEO/SO_RCVTIMEO (Linux bounds a blocking connect by SO_SNDTIMEO): four system calls
+// per connection, for load mode's connection-per-request runs.
+ConnectResult connect_blocking(const sockaddr* sa, socklen_t len, Millis timeout);
 
 // Maps an ERR line to its failure, and checks --expect.
 Failure classify_reply(std::string_view reply, const std::string* expect);

@@ -54,14 +54,14 @@ void worker(Shared& sh, LoadResult& r) {
     ++r.requests;
     Failure f = Failure::none;
     if (!conn) {
-      ConnectResult c = connect_addr(reinterpret_cast<const sockaddr*>(&sh.target.addr),
-                                     sh.target.len, Clock::now() + sh.cfg.timeout);
+      ConnectResult c = connect_blocking(reinterpret_cast<const sockaddr*>(&sh.target.addr),
+                                         sh.target.len, sh.cfg.timeout);
       if (!c.fd) {
         f = classify_connect(c.error);
         if (c.error == EADDRNOTAVAIL) ++r.out_of_ports;
         if (c.error == EMFILE || c.error == ENFILE) ++r.out_of_fds;
       } else {
-        conn.emplace(std::move(c.fd), sh.cfg.timeout);
+        conn.emplace(std::move(c.fd), Connection::Ready{});
       }
     }
     if (conn) {
