@@ -60,6 +60,21 @@ short poll_events(int fd, short events, Clock::time_point deadline, Wake wake, i
   }
 }
 
+using AddrList = std::unique_ptr<addrinfo, decltype(&::freeaddrinfo)>;
+
+// TCP addresses for host:port, IPv4 and IPv6; getaddrinfo's error code, 0 on success.
+int resolve(const std::string& host, uint16_t port, int flags, AddrList& out) {
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_flags = flags | AI_NUMERICSERV;
+  addrinfo* res = nullptr;
+  const std::string service = std::to_string(port);
+  const int rc = ::getaddrinfo(host.c_str(), service.c_str(), &hints, &res);
+  if (rc == 0) out.reset(res);
+  return rc;
+}
+
 IoStatus classify(int err) {
   return (err == ECONNRESET || err == EPIPE) ? IoStatus::reset : IoStatus::error;
 }
@@ -92,19 +107,13 @@ Fd listen_tcp(const std::string& address, uint16_t port, int backlog) {
   }
 
   const std::string name = bracket(address) + ":" + std::to_string(port);
-  addrinfo hints{};
-  hints.ai_family = AF_UNSPEC;
-  hints.ai_socktype = SOCK_STREAM;
-  hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
-  addrinfo* res = nullptr;
-  const std::string service = std::to_string(port);
-  if (int rc = ::getaddrinfo(address.c_str(), service.c_str(), &hints, &res); rc != 0) {
+  AddrList res(nullptr, &::freeaddrinfo);
+  if (int rc = resolve(address, port, AI_PASSIVE, res); rc != 0) {
     throw std::system_error(EINVAL, std::generic_category(),
                             "cannot resolve bind address " + address + ": " + gai_strerror(rc));
   }
-  std::unique_ptr<addrinfo, decltype(&::freeaddrinfo)> guard(res, &::freeaddrinfo);
   std::system_error last = sys_error(EADDRNOTAVAIL, "cannot bind to " + name);
-  for (addrinfo* ai = res; ai != nullptr; ai = ai->ai_next) {
+  for (addrinfo* ai = res.get(); ai != nullptr; ai = ai->ai_next) {
     try {
       return bind_listen(ai->ai_family, ai->ai_addr, ai->ai_addrlen, backlog, name);
     } catch (const std::system_error& e) {
@@ -184,18 +193,12 @@ ConnectResult connect_addr(const sockaddr* sa, socklen_t len, Clock::time_point 
 }
 
 ConnectResult connect_tcp(const std::string& host, uint16_t port, Clock::time_point deadline) {
-  addrinfo hints{};
-  hints.ai_family = AF_UNSPEC;
-  hints.ai_socktype = SOCK_STREAM;
-  hints.ai_flags = AI_NUMERICSERV | AI_ADDRCONFIG;
-  addrinfo* res = nullptr;
-  const std::string service = std::to_string(port);
-  if (int rc = ::getaddrinfo(host.c_str(), service.c_str(), &hints, &res); rc != 0) {
+  AddrList res(nullptr, &::freeaddrinfo);
+  if (int rc = resolve(host, port, AI_ADDRCONFIG, res); rc != 0) {
     return {Fd{}, rc == EAI_SYSTEM ? errno : 0, gai_strerror(rc)};
   }
-  std::unique_ptr<addrinfo, decltype(&::freeaddrinfo)> guard(res, &::freeaddrinfo);
   ConnectResult last{Fd{}, ECONNREFUSED, {}};
-  for (addrinfo* ai = res; ai != nullptr; ai = ai->ai_next) {
+  for (addrinfo* ai = res.get(); ai != nullptr; ai = ai->ai_next) {
     last = connect_addr(ai->ai_addr, ai->ai_addrlen, deadline);
     if (last.fd || last.error == ETIMEDOUT) break;
   }
@@ -229,8 +232,7 @@ IoResult read_some(int fd, char* buf, std::size_t len, Clock::time_point deadlin
 IoResult write_all(int fd, std::string_view data, Clock::time_point deadline, Wake wake) {
   std::size_t done = 0;
   while (done < data.size()) {
-    ssize_t n =
-        ::send(fd, data.data() + done, data.size() - done, MSG_NOSIGNAL | MSG_DONTWAIT);
+    ssize_t n = ::send(fd, data.data() + done, data.size() - done, MSG_NOSIGNAL | MSG_DONTWAIT);
     if (n >= 0) {
       done += static_cast<std::size_t>(n);
       continue;
