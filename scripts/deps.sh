@@ -10,7 +10,7 @@ packages=(
   clang libclang-rt-14-dev           # libFuzzer for the framer fuzz target
   python3                            # the tutorial's server and client (interop tests)
   socat netcat-openbsd               # interop with standard tools
-  iproute2 procps                    # ss, pgrep for scripts
+  iproute2 procps bsdutils           # ss, pgrep, script(1) for scripts and tests
   "$@"
 )
 

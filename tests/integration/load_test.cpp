@@ -128,3 +128,18 @@ TEST(Load, OutOfDescriptorsPrintsAHintNamingTheFix) {
   EXPECT_NE(r.err.find("out of file descriptors"), std::string::npos) << r.err;
   EXPECT_NE(r.err.find("ulimit -n"), std::string::npos) << r.err;
 }
+
+TEST(Load, ProgressLineOnATerminalForLongRuns) {
+  // script(1) gives tcpc a terminal for stderr; runs over 2 s report once a second.
+  ASSERT_EQ(run({"sh", "-c", "command -v script"}, 10s).exit_code, 0) << "script(1) from bsdutils";
+  Tcpd srv({"--quiet"});
+  const std::string cmd = std::string(TCPC_BIN) + " --host 127.0.0.1 --port " +
+                          std::to_string(srv.port) + " --duration 3.2 --rate 200 --concurrency 2";
+  auto r = run({"script", "-qec", cmd, "/dev/null"}, 30s);
+  EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_NE(r.out.find("tcpc: 2 s: "), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("tcpc: 3 s: "), std::string::npos) << r.out;
+  // Not on a pipe: the same run through pipes prints no progress.
+  auto piped = tcpc(srv.port, {"--duration", "2.5", "--rate", "100"});
+  EXPECT_EQ(piped.err.find("tcpc: 2 s:"), std::string::npos) << piped.err;
+}
