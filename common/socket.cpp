@@ -221,6 +221,7 @@ IoResult read_some(int fd, char* buf, std::size_t len, Clock::time_point deadlin
     if (n == 0) return {IoStatus::closed};
     if (errno == EINTR) continue;
     if (errno != EAGAIN && errno != EWOULDBLOCK) return {classify(errno), 0, errno};
+    if (deadline <= Clock::now()) return {IoStatus::timed_out};  // a non-blocking check
     int err = 0;
     short ev = poll_events(fd, POLLIN, deadline, wake, err);
     if (ev == 0) return {IoStatus::timed_out};

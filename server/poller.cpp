@@ -131,7 +131,7 @@ void Poller::run() {
     }
     // Someone is owed a worker while a worker still sleeps in recv(): its kick may have been
     // lost. Kick again, and look again in a millisecond.
-    if (queue_.backlogged() && waker_.kick_waiting() > 0)
+    if (queue_.backlogged() && waker_.kick_waiting(1) > 0)
       timeout = timeout < 0 ? 1 : std::min(timeout, 1);
     int n = ::epoll_wait(epoll_.get(), events.data(), static_cast<int>(events.size()), timeout);
     if (n < 0) {

@@ -64,7 +64,7 @@ struct Server::Impl {
   // Someone needs a worker: interrupt workers blocked in recv() on idle sessions, and have
   // the poller repeat that until they have let go.
   void on_backlog() {
-    if (waker.kick_waiting() > 0) poller.nudge();
+    if (waker.kick_waiting(1) > 0) poller.nudge();
   }
 
   ServerConfig config;
@@ -132,7 +132,7 @@ void Server::Impl::accept_loop() {
       if (stopping.load()) return;
       switch (err) {
         case EINTR:
-        case EAGAIN:  // the listener's SO_RCVTIMEO (set for the sockets it hands out) ran out
+        case EAGAIN:        // the listener's SO_RCVTIMEO (set for the sockets it hands out) ran out
         case ECONNABORTED:  // the client gave up before we got to it
         case EPROTO:
         case EPERM:  // a firewall rule refused it

@@ -241,14 +241,19 @@ Verdict serve(Session& s, const SessionEnv& env, std::string& out, unsigned work
       return close_with(outcome_of(r.status));
     }
     if (env.backlogged.load(std::memory_order_relaxed)) {
-      // Others are owed a worker. Catch this client's next request or close if it is quick;
-      // otherwise the session goes back to the poller and this worker to the queue. A session
-      // answered in this turn goes to the tail of the queue with its next request: time slices.
-      IoResult r = receive(s, Clock::now() + kLinger, {}, env, answered_this_turn);
-      if (r.status == IoStatus::ok) {
-        if (answered_this_turn) return {Verdict::Kind::requeue};
-        continue;
+      // Others are owed a worker.
+      if (answered_this_turn) {
+        // Time slice: to the tail of the queue. By the time it comes round again its client
+        // has usually sent the next request (or closed), which one non-blocking read finds.
+        s.yielded = true;
+        return {Verdict::Kind::requeue};
       }
+      // Its turn has come round, or it is new: its bytes are usually there or in flight. Give
+      // them the short linger; a session with nothing by then goes to the poller, so it never
+      // goes round the queue empty twice.
+      IoResult r = receive(s, Clock::now() + kLinger, {}, env);
+      s.yielded = false;
+      if (r.status == IoStatus::ok) continue;
       if (r.status == IoStatus::timed_out) return {Verdict::Kind::park};
       if (r.status == IoStatus::closed) return close_with(peer_closed(s));
       return close_with(outcome_of(r.status));
@@ -273,7 +278,9 @@ Verdict serve(Session& s, const SessionEnv& env, std::string& out, unsigned work
       case IoStatus::timed_out: return close_with(Outcome::idle_timeout);
       case IoStatus::woken:
         if (is_draining(env)) continue;
-        return {Verdict::Kind::park};
+        // Someone needs this worker: yield the session to the tail (see above).
+        s.yielded = true;
+        return {Verdict::Kind::requeue};
       default: return close_with(outcome_of(r.status));
     }
   }

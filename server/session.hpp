@@ -16,8 +16,8 @@ namespace tcpd {
 // Before a connection's first newline, bytes followed by this much silence are one request,
 // answered without a newline and then closed: what the tutorial's server does for its client.
 inline constexpr Millis kSeedPause{20};
-// When others wait for a worker, how long a worker holds a session whose client has just been
-// answered, to catch its next request or its close without a trip through the poller.
+// When others wait for a worker, how long a worker gives a session it has just taken from the
+// queue with nothing buffered (new, or yielded) for its client's bytes before parking it.
 inline constexpr Millis kLinger{1};
 
 inline constexpr std::string_view kErrBusy = "ERR busy\n";
@@ -35,6 +35,7 @@ struct Session {
   Clock::time_point last_byte{};
   bool line_client = false;       // has sent a newline: no more one-shot pause rule
   bool recv_timeout_set = false;  // SO_RCVTIMEO is the idle timeout (for the blocking wait)
+  bool yielded = false;  // requeued with nothing buffered, to give its worker to someone else
   uint64_t replies = 0;
 };
 

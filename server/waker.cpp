@@ -34,9 +34,9 @@ void Waker::attach(unsigned worker) {
   slots_[worker].attached.store(true, std::memory_order_release);
 }
 
-unsigned Waker::kick_waiting() {
+unsigned Waker::kick_waiting(unsigned at_most) {
   unsigned kicked = 0;
-  for (unsigned i = 0; i < count_; ++i) {
+  for (unsigned i = 0; i < count_ && kicked < at_most; ++i) {
     Slot& s = slots_[i];
     if (s.waiting.load(std::memory_order_seq_cst) && s.attached.load(std::memory_order_acquire)) {
       pthread_kill(s.thread, signal_number());

@@ -15,7 +15,8 @@ namespace tcpd {
 //
 // A signal that lands between the re-check and the recv() is lost. The poller therefore repeats
 // kick_waiting() every millisecond while the queue is backlogged and a worker still waits: a
-// lost wake-up costs at most that.
+// lost wake-up costs at most that. A backlog kicks one worker at a time, so that one waiting
+// connection does not make every worker give up its session.
 class Waker {
  public:
   explicit Waker(unsigned workers);
@@ -27,8 +28,8 @@ class Waker {
   }
   void end_wait(unsigned worker) { slots_[worker].waiting.store(false, std::memory_order_relaxed); }
 
-  // Signals every worker announced as waiting. Returns how many were signalled.
-  unsigned kick_waiting();
+  // Signals up to `at_most` workers announced as waiting. Returns how many were signalled.
+  unsigned kick_waiting(unsigned at_most = ~0U);
 
  private:
   struct Slot {
