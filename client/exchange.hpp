@@ -33,7 +33,6 @@ class Connection {
   struct Ready {};
   Connection(Fd fd, Ready) : fd_(std::move(fd)) {}
   ReplyResult request(std::string_view request);
-  [[nodiscard]] int fd() const { return fd_.get(); }
 
  private:
   Fd fd_;

@@ -42,10 +42,10 @@ Fd bind_listen(int family, const sockaddr* sa, socklen_t len, int backlog,
 }
 
 // Returns fd's revents, 0 on timeout, -1 when woken (and fd had nothing).
-short poll_events(int fd, short events, Clock::time_point deadline, Wake wake, int& err) {
-  // poll(2) ignores negative descriptors, so an unused Wake slot costs nothing.
-  std::array<pollfd, 3> pfd{{{fd, events, 0}, {wake.first, POLLIN, 0}, {wake.second, POLLIN, 0}}};
-  const nfds_t n = wake.second >= 0 ? 3 : wake.first >= 0 ? 2 : 1;
+short poll_events(int fd, short events, Clock::time_point deadline, int wake_fd, int& err) {
+  // poll(2) ignores a negative descriptor, so no wake_fd costs nothing.
+  std::array<pollfd, 2> pfd{{{fd, events, 0}, {wake_fd, POLLIN, 0}}};
+  const nfds_t n = wake_fd >= 0 ? 2 : 1;
   for (;;) {
     int rc = ::poll(pfd.data(), n, poll_timeout_ms(deadline));
     if (rc > 0) return pfd[0].revents != 0 ? pfd[0].revents : short{-1};
@@ -183,7 +183,7 @@ ConnectResult connect_addr(const sockaddr* sa, socklen_t len, Clock::time_point 
   if (::connect(fd.get(), sa, len) == 0) return {std::move(fd), 0, {}};
   if (errno != EINPROGRESS && errno != EINTR) return {Fd{}, errno, {}};
   int err = 0;
-  short ev = poll_events(fd.get(), POLLOUT, deadline, {}, err);
+  short ev = poll_events(fd.get(), POLLOUT, deadline, -1, err);
   if (ev == 0) return {Fd{}, ETIMEDOUT, {}};
   if (err != 0) return {Fd{}, err, {}};
   socklen_t elen = sizeof err;
@@ -205,15 +205,15 @@ ConnectResult connect_tcp(const std::string& host, uint16_t port, Clock::time_po
   return last;
 }
 
-IoStatus wait_readable(int fd, Clock::time_point deadline, Wake wake) {
+IoStatus wait_readable(int fd, Clock::time_point deadline, int wake_fd) {
   int err = 0;
-  short ev = poll_events(fd, POLLIN, deadline, wake, err);
+  short ev = poll_events(fd, POLLIN, deadline, wake_fd, err);
   if (ev == 0) return IoStatus::timed_out;
   if (ev == -1) return IoStatus::woken;
   return IoStatus::ok;
 }
 
-IoResult read_some(int fd, char* buf, std::size_t len, Clock::time_point deadline, Wake wake) {
+IoResult read_some(int fd, char* buf, std::size_t len, Clock::time_point deadline, int wake_fd) {
   for (;;) {
     // MSG_DONTWAIT: the caller's deadline applies whether or not the socket is O_NONBLOCK.
     ssize_t n = ::recv(fd, buf, len, MSG_DONTWAIT);
@@ -223,14 +223,14 @@ IoResult read_some(int fd, char* buf, std::size_t len, Clock::time_point deadlin
     if (errno != EAGAIN && errno != EWOULDBLOCK) return {classify(errno), 0, errno};
     if (deadline <= Clock::now()) return {IoStatus::timed_out};  // a non-blocking check
     int err = 0;
-    short ev = poll_events(fd, POLLIN, deadline, wake, err);
+    short ev = poll_events(fd, POLLIN, deadline, wake_fd, err);
     if (ev == 0) return {IoStatus::timed_out};
     if (ev == -1) return {IoStatus::woken};
     if (err != 0) return {IoStatus::error, 0, err};
   }
 }
 
-IoResult write_all(int fd, std::string_view data, Clock::time_point deadline, Wake wake) {
+IoResult write_all(int fd, std::string_view data, Clock::time_point deadline, int wake_fd) {
   std::size_t done = 0;
   while (done < data.size()) {
     ssize_t n = ::send(fd, data.data() + done, data.size() - done, MSG_NOSIGNAL | MSG_DONTWAIT);
@@ -241,7 +241,7 @@ IoResult write_all(int fd, std::string_view data, Clock::time_point deadline, Wa
     if (errno == EINTR) continue;
     if (errno != EAGAIN && errno != EWOULDBLOCK) return {classify(errno), done, errno};
     int err = 0;
-    short ev = poll_events(fd, POLLOUT, deadline, wake, err);
+    short ev = poll_events(fd, POLLOUT, deadline, wake_fd, err);
     if (ev == 0) return {IoStatus::timed_out, done};
     if (ev == -1) return {IoStatus::woken, done};
     if (err != 0) return {IoStatus::error, done, err};

@@ -33,18 +33,12 @@ struct ConnectResult {
 ConnectResult connect_tcp(const std::string& host, uint16_t port, Clock::time_point deadline);
 ConnectResult connect_addr(const sockaddr* sa, socklen_t len, Clock::time_point deadline);
 
-// Descriptors whose readability interrupts a wait (eventfds that announce work or shutdown).
-struct Wake {
-  int first = -1;
-  int second = -1;
-};
-
 enum class IoStatus {
   ok,         // bytes moved (read_some: at least one)
   closed,     // orderly EOF from the peer
   timed_out,  // the deadline passed first
   reset,      // ECONNRESET / EPIPE
-  woken,      // a Wake descriptor became readable first; nothing was moved
+  woken,      // `wake_fd` became readable first; nothing was moved
   error,      // anything else; `err` says what
 };
 
@@ -55,14 +49,16 @@ struct IoResult {
 };
 
 // Blocking-style I/O with deadlines: each call blocks in poll(2) until it can make progress, the
-// deadline passes, or a `wake` descriptor becomes readable. EINTR is retried. The socket may be
+// deadline passes, or `wake_fd` (an eventfd announcing work or shutdown; -1 for none) becomes
+// readable. EINTR is retried. The socket may be
 // blocking or not: every recv/send here passes MSG_DONTWAIT.
-IoResult read_some(int fd, char* buf, std::size_t len, Clock::time_point deadline, Wake wake = {});
-IoResult write_all(int fd, std::string_view data, Clock::time_point deadline, Wake wake = {});
+IoResult read_some(int fd, char* buf, std::size_t len, Clock::time_point deadline,
+                   int wake_fd = -1);
+IoResult write_all(int fd, std::string_view data, Clock::time_point deadline, int wake_fd = -1);
 
-// Waits until `fd` is readable (data, EOF or error), the deadline passes, or a `wake` descriptor
-// is readable. Returns ok / timed_out / woken.
-IoStatus wait_readable(int fd, Clock::time_point deadline, Wake wake = {});
+// Waits until `fd` is readable (data, EOF or error), the deadline passes, or `wake_fd` is
+// readable. Returns ok / timed_out / woken.
+IoStatus wait_readable(int fd, Clock::time_point deadline, int wake_fd = -1);
 
 // One non-blocking send; used where the caller must never wait (the acceptor's rejections).
 bool send_now(int fd, std::string_view data);

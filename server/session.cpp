@@ -28,8 +28,8 @@ Clock::time_point capped(Clock::time_point t, const SessionEnv& env) {
 }
 
 // While not draining, the drain's start must interrupt a long wait so the wait can be re-cut.
-Wake stop_wake(const SessionEnv& env) {
-  return is_draining(env) ? Wake{} : Wake{env.stop_fd, -1};
+int stop_wake(const SessionEnv& env) {
+  return is_draining(env) ? -1 : env.stop_fd;
 }
 
 Outcome outcome_of(IoStatus st) {
@@ -100,14 +100,14 @@ Verdict answer_seed(Session& s, const SessionEnv& env, std::string& out) {
 // The first byte of a request starts its io-timeout clock. `wait_first`: right after a reply
 // the client's next bytes are almost never there yet, so poll before recv instead of paying for
 // a recv that returns EAGAIN.
-IoResult receive(Session& s, Clock::time_point deadline, Wake wake, const SessionEnv& env,
+IoResult receive(Session& s, Clock::time_point deadline, int wake_fd, const SessionEnv& env,
                  bool wait_first = false) {
   if (wait_first) {
-    IoStatus st = wait_readable(s.fd.get(), deadline, wake);
+    IoStatus st = wait_readable(s.fd.get(), deadline, wake_fd);
     if (st != IoStatus::ok) return {st};
   }
   char* dst = s.framer.prepare(kReadChunk);
-  IoResult r = read_some(s.fd.get(), dst, kReadChunk, deadline, wake);
+  IoResult r = read_some(s.fd.get(), dst, kReadChunk, deadline, wake_fd);
   if (r.status == IoStatus::ok) {
     s.framer.commit(r.bytes);
     s.last_byte = Clock::now();
@@ -234,7 +234,7 @@ Verdict serve(Session& s, const SessionEnv& env, std::string& out, unsigned work
     // 3. Between requests.
     if (is_draining(env)) {
       // Serve what has already arrived, then close.
-      IoResult r = receive(s, Clock::now(), {}, env);
+      IoResult r = receive(s, Clock::now(), -1, env);
       if (r.status == IoStatus::ok) continue;
       if (r.status == IoStatus::closed) return close_with(peer_closed(s));
       if (r.status == IoStatus::timed_out) return close_with(drained(s));
@@ -251,7 +251,7 @@ Verdict serve(Session& s, const SessionEnv& env, std::string& out, unsigned work
       // Its turn has come round, or it is new: its bytes are usually there or in flight. Give
       // them the short linger; a session with nothing by then goes to the poller, so it never
       // goes round the queue empty twice.
-      IoResult r = receive(s, Clock::now() + kLinger, {}, env);
+      IoResult r = receive(s, Clock::now() + kLinger, -1, env);
       s.yielded = false;
       if (r.status == IoStatus::ok) continue;
       if (r.status == IoStatus::timed_out) return {Verdict::Kind::park};
@@ -264,9 +264,8 @@ Verdict serve(Session& s, const SessionEnv& env, std::string& out, unsigned work
     // deadline on the session and the backlog fd (which the drain also raises for good).
     const bool fresh_wait = answered_this_turn && !stray_wake &&
                             s.idle_deadline - Clock::now() >= cfg.idle_timeout - Millis{5};
-    IoResult r = fresh_wait
-                     ? blocking_idle_wait(s, env, worker)
-                     : receive(s, s.idle_deadline, {env.backlog_fd, -1}, env, answered_this_turn);
+    IoResult r = fresh_wait ? blocking_idle_wait(s, env, worker)
+                            : receive(s, s.idle_deadline, env.backlog_fd, env, answered_this_turn);
     if (fresh_wait && r.status == IoStatus::woken && !is_draining(env) &&
         !env.backlogged.load(std::memory_order_relaxed)) {
       stray_wake = true;  // wait again, now with poll and the exact deadline

@@ -107,7 +107,6 @@ class WorkQueue {
   [[nodiscard]] bool backlogged() const { return backlogged_.load(std::memory_order_relaxed); }
   [[nodiscard]] const std::atomic<bool>& backlog_flag() const { return backlogged_; }
   [[nodiscard]] std::size_t size() const { return size_.load(std::memory_order_relaxed); }
-  [[nodiscard]] std::size_t capacity() const { return capacity_; }
   [[nodiscard]] std::size_t idle_workers() const {
     std::lock_guard lock(mu_);
     return idle_;
