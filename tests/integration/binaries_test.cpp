@@ -1,9 +1,13 @@
 // The real binaries: flags, exit codes and the messages a user sees.
 #include <gtest/gtest.h>
 
+#include <csignal>
+#include <system_error>
+
 #include "fake_server.hpp"
 #include "net.hpp"
 #include "process.hpp"
+#include "socket.hpp"
 
 using namespace testing_support;
 
@@ -119,4 +123,37 @@ TEST(Binaries, TcpcBadFlagsExitTwo) {
   auto h = run({TCPC_BIN, "--help"}, 10s);
   EXPECT_EQ(h.exit_code, 0);
   EXPECT_NE(h.out.find("--concurrency"), std::string::npos);
+}
+
+TEST(Binaries, TcpcQuietPrintsNothingButStillFails) {
+  Tcpd srv({"--quiet"});
+  auto ok =
+      run({TCPC_BIN, "--host", "127.0.0.1", "--port", std::to_string(srv.port), "--quiet"}, 20s);
+  EXPECT_EQ(ok.exit_code, 0) << ok.err;
+  EXPECT_EQ(ok.out, "");
+  auto bad = run(
+      {TCPC_BIN, "--host", "127.0.0.1", "--port", std::to_string(unused_port()), "--quiet"}, 20s);
+  EXPECT_EQ(bad.exit_code, 1);
+  EXPECT_NE(bad.err.find("Connection refused"), std::string::npos) << bad.err;
+}
+
+TEST(Binaries, Ipv6LoopbackBindAndConnect) {
+  // Only where the host has IPv6 on loopback (a container may not).
+  try {
+    tcpd::listen_tcp("::1", 0, 1);
+  } catch (const std::system_error&) {
+    GTEST_SKIP() << "no IPv6 loopback on this host";
+  }
+  Process p({TCPD_BIN, "--bind", "::1", "--port", "0", "--quiet"});
+  auto line = p.read_line(20s);
+  ASSERT_TRUE(line);
+  ASSERT_EQ(line->rfind("listening on [::1]:", 0), 0u) << *line;
+  const std::string port = line->substr(line->rfind(':') + 1);
+  auto r = run({TCPC_BIN, "--host", "::1", "--port", port}, 20s);
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, "Hello from the server!\n");
+  auto refused = run({TCPC_BIN, "--host", "::1", "--port", std::to_string(unused_port())}, 20s);
+  EXPECT_NE(refused.err.find("cannot connect to [::1]:"), std::string::npos) << refused.err;
+  p.signal(SIGTERM);
+  EXPECT_EQ(p.wait(15s).exit_code, 0);
 }
