@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 scripts/deps.sh
-cmake --preset release >/dev/null
-cmake --build --preset release --target tcpd tcpc
+cmake --preset release >&2
+cmake --build --preset release --target tcpd tcpc >&2  # stdout is tcpd's alone
 echo "run.sh: binaries in build/release/bin (tcpd, tcpc)" >&2
 exec build/release/bin/tcpd "$@"
