@@ -245,14 +245,12 @@ Verdict serve(Session& s, const SessionEnv& env, std::string& out, unsigned work
       if (answered_this_turn) {
         // Time slice: to the tail of the queue. By the time it comes round again its client
         // has usually sent the next request (or closed), which one non-blocking read finds.
-        s.yielded = true;
         return {Verdict::Kind::requeue};
       }
       // Its turn has come round, or it is new: its bytes are usually there or in flight. Give
       // them the short linger; a session with nothing by then goes to the poller, so it never
       // goes round the queue empty twice.
       IoResult r = receive(s, Clock::now() + kLinger, -1, env);
-      s.yielded = false;
       if (r.status == IoStatus::ok) continue;
       if (r.status == IoStatus::timed_out) return {Verdict::Kind::park};
       if (r.status == IoStatus::closed) return close_with(peer_closed(s));
@@ -278,7 +276,6 @@ Verdict serve(Session& s, const SessionEnv& env, std::string& out, unsigned work
       case IoStatus::woken:
         if (is_draining(env)) continue;
         // Someone needs this worker: yield the session to the tail (see above).
-        s.yielded = true;
         return {Verdict::Kind::requeue};
       default: return close_with(outcome_of(r.status));
     }

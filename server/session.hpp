@@ -35,7 +35,6 @@ struct Session {
   Clock::time_point last_byte{};
   bool line_client = false;       // has sent a newline: no more one-shot pause rule
   bool recv_timeout_set = false;  // SO_RCVTIMEO is the idle timeout (for the blocking wait)
-  bool yielded = false;  // requeued with nothing buffered, to give its worker to someone else
   uint64_t replies = 0;
 };
 
