@@ -5,7 +5,6 @@
 
 #include <fcntl.h>
 #include <sys/socket.h>
-#include <sys/time.h>
 
 #include "socket.hpp"
 
@@ -44,11 +43,8 @@ Failure classify_connect(int err) {
 namespace {
 
 void set_timeouts(int fd, Millis timeout) {
-  timeval tv{};
-  tv.tv_sec = static_cast<time_t>(timeout.count() / 1000);
-  tv.tv_usec = static_cast<suseconds_t>((timeout.count() % 1000) * 1000);
-  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-  ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+  set_io_timeout(fd, SO_RCVTIMEO, timeout);
+  set_io_timeout(fd, SO_SNDTIMEO, timeout);
 }
 
 }  // namespace

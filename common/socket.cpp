@@ -5,6 +5,7 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 #include <array>
@@ -247,6 +248,13 @@ IoResult write_all(int fd, std::string_view data, Clock::time_point deadline, in
     if (err != 0) return {IoStatus::error, done, err};
   }
   return {IoStatus::ok, done};
+}
+
+bool set_io_timeout(int fd, int option, Millis timeout) {
+  timeval tv{};
+  tv.tv_sec = static_cast<time_t>(timeout.count() / 1000);
+  tv.tv_usec = static_cast<suseconds_t>((timeout.count() % 1000) * 1000);
+  return ::setsockopt(fd, SOL_SOCKET, option, &tv, sizeof tv) == 0;
 }
 
 bool send_now(int fd, std::string_view data) {

@@ -60,6 +60,10 @@ IoResult write_all(int fd, std::string_view data, Clock::time_point deadline, in
 // readable. Returns ok / timed_out / woken.
 IoStatus wait_readable(int fd, Clock::time_point deadline, int wake_fd = -1);
 
+// Sets SO_RCVTIMEO / SO_SNDTIMEO: the bound on a blocking recv() (and accept()) or send() (and
+// connect()). Returns false when setsockopt fails.
+bool set_io_timeout(int fd, int option, Millis timeout);
+
 // One non-blocking send; used where the caller must never wait (the acceptor's rejections).
 bool send_now(int fd, std::string_view data);
 

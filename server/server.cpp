@@ -3,7 +3,6 @@
 #include <fcntl.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
-#include <sys/time.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -48,11 +47,7 @@ struct Server::Impl {
         spare(open_spare()) {
     // Accepted sockets inherit SO_RCVTIMEO from the listener: the blocking idle wait's bound
     // (the idle timeout) then costs no setsockopt per connection.
-    const auto ms = config.idle_timeout.count();
-    timeval tv{};
-    tv.tv_sec = static_cast<time_t>(ms / 1000);
-    tv.tv_usec = static_cast<suseconds_t>((ms % 1000) * 1000);
-    inherited_rcvtimeo = ::setsockopt(listener.get(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv) == 0;
+    inherited_rcvtimeo = set_io_timeout(listener.get(), SO_RCVTIMEO, config.idle_timeout);
   }
 
   void run();

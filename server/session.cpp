@@ -2,7 +2,6 @@
 
 #include <poll.h>
 #include <sys/socket.h>
-#include <sys/time.h>
 
 #include <cerrno>
 
@@ -124,11 +123,7 @@ IoResult receive(Session& s, Clock::time_point deadline, int wake_fd, const Sess
 IoResult blocking_idle_wait(Session& s, const SessionEnv& env, unsigned worker) {
   const int fd = s.fd.get();
   if (!s.recv_timeout_set) {
-    const auto ms = env.config.idle_timeout.count();
-    timeval tv{};
-    tv.tv_sec = static_cast<time_t>(ms / 1000);
-    tv.tv_usec = static_cast<suseconds_t>((ms % 1000) * 1000);
-    ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    set_io_timeout(fd, SO_RCVTIMEO, env.config.idle_timeout);
     s.recv_timeout_set = true;
   }
   char* dst = s.framer.prepare(kReadChunk);
