@@ -1,5 +1,6 @@
 #include "poller.hpp"
 
+#include <malloc.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
@@ -19,6 +20,8 @@ namespace tcpd {
 namespace {
 // Input a lingering close throws away per wake-up, so one chatty peer cannot hog the poller.
 constexpr std::size_t kDiscardPerEvent = 64 * 1024;
+// After this long with no new connection and nothing for the poller, the server is quiet.
+constexpr Millis kQuietAfter{1000};
 }  // namespace
 
 Poller::Poller(WorkQueue<Session>& queue, const SessionEnv& env, Waker& waker)
@@ -117,52 +120,89 @@ void Poller::expire(Clock::time_point now, std::vector<Session>& timed_out) {
   }
 }
 
+// Gives memory freed after a burst back to the system once the server has been quiet for
+// kQuietAfter: glibc keeps freed heap in its arenas, so without this the resident size stays
+// at the burst's peak (14 -> 44 MB after bursts of 5,000 keep-alive clients, 160 KB live).
+int Poller::trim_when_quiet(bool active, int timeout) {
+  const auto now = Clock::now();
+  const uint64_t accepted = env_.stats.accepted_count();
+  if (active || accepted != seen_accepted_) {
+    seen_accepted_ = accepted;
+    last_activity_ = now;
+    trim_pending_ = true;
+  }
+  if (!trim_pending_) return timeout;
+  if (now - last_activity_ >= kQuietAfter) {
+    ::malloc_trim(0);
+    trim_pending_ = false;
+    return timeout;
+  }
+  const int left = poll_timeout_ms(last_activity_ + kQuietAfter, now);
+  return timeout < 0 ? left : std::min(timeout, left);
+}
+
+// One round: wait for events or the next deadline, queue sessions whose client has sent
+// something, finish lingering closes, expire deadlines. Returns false once stopping.
+bool Poller::run_once(std::array<epoll_event, 128>& events, bool& active) {
+  int timeout = -1;
+  {
+    std::lock_guard lock(mu_);
+    if (stopping_) return false;
+    next_wake_ = deadlines_.empty() ? Clock::time_point::max() : deadlines_.begin()->first;
+    timeout = poll_timeout_ms(next_wake_);
+  }
+  timeout = trim_when_quiet(active, timeout);
+  // Someone is owed a worker while a worker still sleeps in recv(): its kick may have been
+  // lost. Kick again, and look again in a millisecond.
+  if (queue_.backlogged() && waker_.kick_waiting(1) > 0)
+    timeout = timeout < 0 ? 1 : std::min(timeout, 1);
+  int n = ::epoll_wait(epoll_.get(), events.data(), static_cast<int>(events.size()), timeout);
+  active = n > 0;
+  if (n < 0) {
+    if (errno != EINTR) log_line("poller: epoll_wait: {}", std::strerror(errno));
+    return true;
+  }
+  {
+    std::lock_guard lock(mu_);
+    for (int i = 0; i < n; ++i) {
+      const int fd = events[i].data.fd;
+      if (fd == wake_.get()) {
+        uint64_t v;
+        [[maybe_unused]] auto rc = ::read(fd, &v, sizeof v);
+        continue;
+      }
+      auto it = entries_.find(fd);
+      if (it == entries_.end()) continue;
+      if (it->second.session) {
+        Entry e = take(fd);
+        ready_.push_back(std::move(*e.session));
+      } else if (!discard_input(fd, kDiscardPerEvent)) {
+        take(fd);  // the peer closed: the lingering close is complete
+      }
+    }
+    expire(Clock::now(), timed_out_);
+  }
+  for (auto& s : ready_) queue_.push(s);
+  ready_.clear();
+  for (auto& s : timed_out_) finish(s, Outcome::idle_timeout, env_);
+  timed_out_.clear();  // closes them
+  return true;
+}
+
 void Poller::run() {
   std::array<epoll_event, 128> events{};
-  std::vector<Session> ready;
-  std::vector<Session> timed_out;
+  bool active = false;
   for (;;) {
-    int timeout = -1;
-    {
-      std::lock_guard lock(mu_);
-      if (stopping_) break;
-      next_wake_ = deadlines_.empty() ? Clock::time_point::max() : deadlines_.begin()->first;
-      timeout = poll_timeout_ms(next_wake_);
+    try {
+      if (!run_once(events, active)) break;
+    } catch (const std::exception& e) {
+      // Out of memory for a moment: the sessions involved close as their Fd unwinds; the
+      // poller goes on.
+      log_line("poller: {}", e.what());
+      ready_.clear();
+      timed_out_.clear();
+      std::this_thread::sleep_for(Millis{10});
     }
-    // Someone is owed a worker while a worker still sleeps in recv(): its kick may have been
-    // lost. Kick again, and look again in a millisecond.
-    if (queue_.backlogged() && waker_.kick_waiting(1) > 0)
-      timeout = timeout < 0 ? 1 : std::min(timeout, 1);
-    int n = ::epoll_wait(epoll_.get(), events.data(), static_cast<int>(events.size()), timeout);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      log_line("poller: epoll_wait: {}", std::strerror(errno));
-      continue;
-    }
-    {
-      std::lock_guard lock(mu_);
-      for (int i = 0; i < n; ++i) {
-        const int fd = events[i].data.fd;
-        if (fd == wake_.get()) {
-          uint64_t v;
-          [[maybe_unused]] auto rc = ::read(fd, &v, sizeof v);
-          continue;
-        }
-        auto it = entries_.find(fd);
-        if (it == entries_.end()) continue;
-        if (it->second.session) {
-          Entry e = take(fd);
-          ready.push_back(std::move(*e.session));
-        } else if (!discard_input(fd, kDiscardPerEvent)) {
-          take(fd);  // the peer closed: the lingering close is complete
-        }
-      }
-      expire(Clock::now(), timed_out);
-    }
-    for (auto& s : ready) queue_.push(s);
-    ready.clear();
-    for (auto& s : timed_out) finish(s, Outcome::idle_timeout, env_);
-    timed_out.clear();
   }
 
   // Stopping: a parked session with input waiting has a request already received; it goes to

@@ -1,6 +1,10 @@
 #pragma once
 
+#include <sys/epoll.h>
+
+#include <array>
 #include <cstddef>
+#include <cstdint>
 #include <mutex>
 #include <optional>
 #include <set>
@@ -55,6 +59,8 @@ class Poller {
   };
 
   void run();
+  bool run_once(std::array<epoll_event, 128>& events, bool& active);
+  int trim_when_quiet(bool active, int timeout);
   bool add(int fd, Entry& entry);  // mu_ held; moves from `entry` only on success
   Entry take(int fd);              // mu_ held
   void expire(Clock::time_point now, std::vector<Session>& timed_out);  // mu_ held
@@ -71,6 +77,11 @@ class Poller {
   std::size_t lingering_ = 0;
   Clock::time_point next_wake_ = Clock::time_point::max();
   bool stopping_ = false;
+  std::vector<Session> ready_;      // poller thread only
+  std::vector<Session> timed_out_;  // poller thread only
+  uint64_t seen_accepted_ = 0;
+  Clock::time_point last_activity_{};
+  bool trim_pending_ = false;
   std::thread thread_;
 };
 

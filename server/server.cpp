@@ -1,12 +1,16 @@
 #include "server.hpp"
 
 #include <fcntl.h>
+#include <malloc.h>
+#include <poll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <array>
 #include <cerrno>
 #include <cstring>
+#include <new>
 #include <system_error>
 #include <thread>
 
@@ -26,18 +30,45 @@ Fd make_eventfd() {
   return fd;
 }
 
+void raise_eventfd(int fd) {
+  uint64_t one = 1;
+  [[maybe_unused]] auto rc = ::write(fd, &one, sizeof one);
+}
+
 // Held open so that, when accept() fails with EMFILE, closing it frees one descriptor to accept
-// and turn away the waiting connection instead of leaving it in the backlog to be retried.
+// the waiting connection instead of leaving it in the backlog to be retried.
 Fd open_spare() {
   return Fd(::open("/dev/null", O_RDONLY | O_CLOEXEC));
 }
+
+// The listener is non-blocking: the acceptor sleeps in poll() on it and on its wake-up eventfd,
+// so that stopping never needs shutdown() on the listening socket. That would reset every
+// connection still in the kernel's accept queue, and break a socket a parent still holds.
+Fd make_listener(const ServerConfig& cfg) {
+  Fd fd = listen_tcp(cfg.bind, cfg.port, SOMAXCONN);
+  const int flags = ::fcntl(fd.get(), F_GETFL);
+  if (flags < 0 || ::fcntl(fd.get(), F_SETFL, flags | O_NONBLOCK) != 0) {
+    throw std::system_error(errno, std::generic_category(), "fcntl on the listener");
+  }
+  return fd;
+}
+
+enum class Accept { accepted, empty, retry, out_of_fds };
+
+struct Accepted {
+  Accept status;
+  Fd fd;
+};
 
 }  // namespace
 
 struct Server::Impl {
   explicit Impl(ServerConfig cfg)
       : config(std::move(cfg)),
-        listener(listen_tcp(config.bind, config.port, SOMAXCONN)),
+        listener(make_listener(config)),
+        address(local_address(listener.get())),
+        port(local_port(listener.get())),
+        accept_wake(make_eventfd()),
         waker(config.workers),
         queue(config.queue, [this] { on_backlog(); }),
         stop_fd(make_eventfd()),
@@ -49,13 +80,21 @@ struct Server::Impl {
     // (the idle timeout) then costs no setsockopt per connection.
     inherited_rcvtimeo = set_io_timeout(listener.get(), SO_RCVTIMEO, config.idle_timeout);
   }
+  ~Impl() { stop_threads(); }
 
+  void start();
   void run();
   void accept_loop();
-  void work(unsigned index);
+  Accepted accept_next();
+  void wait_for_connections();
+  void admit(Fd fd);
   void reject(Fd fd, Outcome why);
   void shed();
+  void work(unsigned index);
+  void serve_one(Session& s, std::string& scratch, unsigned index);
   void drain();
+  void accept_backlog();
+  void stop_threads();
   // Someone needs a worker: interrupt workers blocked in recv() on idle sessions, and have
   // the poller repeat that until they have let go.
   void on_backlog() {
@@ -64,6 +103,9 @@ struct Server::Impl {
 
   ServerConfig config;
   Fd listener;
+  std::string address;
+  uint16_t port;
+  Fd accept_wake;  // raised by stop(): the acceptor leaves poll()
   Stats stats;
   Waker waker;
   WorkQueue<Session> queue;
@@ -75,6 +117,7 @@ struct Server::Impl {
   Poller poller;
   Fd spare;
   bool inherited_rcvtimeo = false;
+  bool started = false;
   WorkerPool pool;
   std::atomic<unsigned> live_workers{0};
   Clock::time_point last_fd_warning{};
@@ -84,10 +127,10 @@ Server::Server(ServerConfig config) : impl_(std::make_unique<Impl>(std::move(con
 Server::~Server() = default;
 
 uint16_t Server::port() const {
-  return local_port(impl_->listener.get());
+  return impl_->port;
 }
 std::string Server::address() const {
-  return local_address(impl_->listener.get());
+  return impl_->address;
 }
 StatsSnapshot Server::stats() const {
   return impl_->stats.snapshot();
@@ -95,21 +138,36 @@ StatsSnapshot Server::stats() const {
 std::size_t Server::parked() const {
   return impl_->poller.parked();
 }
+void Server::start() {
+  impl_->start();
+}
 void Server::run() {
   impl_->run();
 }
 
 void Server::stop() {
   if (impl_->stopping.exchange(true)) return;
-  // Wakes the acceptor blocked in accept(): on Linux, shutting down a listening socket makes a
-  // pending accept() fail with EINVAL, and every later one too.
-  ::shutdown(impl_->listener.get(), SHUT_RD);
+  raise_eventfd(impl_->accept_wake.get());
+}
+
+void Server::Impl::start() {
+  if (started) return;
+  poller.start();
+  live_workers.store(config.workers);
+  try {
+    // If the pool cannot be completed, closing the queue makes the workers already running
+    // return, so that the error reaches main instead of a join that waits for ever.
+    pool.start(
+        config.workers, [this](unsigned i) { work(i); }, [this] { queue.close(); });
+  } catch (...) {
+    poller.stop();
+    throw;
+  }
+  started = true;
 }
 
 void Server::Impl::run() {
-  poller.start();
-  live_workers.store(config.workers);
-  pool.start(config.workers, [this](unsigned i) { work(i); });
+  start();
   try {
     accept_loop();
   } catch (...) {
@@ -119,42 +177,63 @@ void Server::Impl::run() {
   drain();
 }
 
+Accepted Server::Impl::accept_next() {
+  int raw = ::accept4(listener.get(), nullptr, nullptr, SOCK_CLOEXEC);
+  if (raw >= 0) return {Accept::accepted, Fd(raw)};
+  const int err = errno;
+  switch (err) {
+    case EAGAIN: return {Accept::empty, {}};
+    case EINTR:
+    case ECONNABORTED:  // the client gave up before we got to it
+    case EPROTO:
+    case EPERM:  // a firewall rule refused it
+    case ENETDOWN:
+    case ENOPROTOOPT:
+    case EHOSTDOWN:
+    case ENONET:
+    case EHOSTUNREACH:
+    case EOPNOTSUPP:
+    case ENETUNREACH: return {Accept::retry, {}};
+    case EMFILE:
+    case ENFILE: return {Accept::out_of_fds, {}};
+    case ENOBUFS:
+    case ENOMEM:
+      // Kernel memory pressure: back off briefly rather than spin.
+      std::this_thread::sleep_for(Millis{10});
+      return {Accept::retry, {}};
+    default: throw std::system_error(err, std::generic_category(), "accept on " + address);
+  }
+}
+
+void Server::Impl::wait_for_connections() {
+  std::array<pollfd, 2> p{{{listener.get(), POLLIN, 0}, {accept_wake.get(), POLLIN, 0}}};
+  ::poll(p.data(), p.size(), -1);  // EINTR or an error: the caller looks again
+}
+
+// Accepts until stop(). accept4() first and poll() only when nothing waits: under load a
+// connection costs one accept4(), as with a blocking accept.
 void Server::Impl::accept_loop() {
-  for (;;) {
-    int raw = ::accept4(listener.get(), nullptr, nullptr, SOCK_CLOEXEC);
-    if (raw < 0) {
-      const int err = errno;
-      if (stopping.load()) return;
-      switch (err) {
-        case EINTR:
-        case EAGAIN:        // the listener's SO_RCVTIMEO (set for the sockets it hands out) ran out
-        case ECONNABORTED:  // the client gave up before we got to it
-        case EPROTO:
-        case EPERM:  // a firewall rule refused it
-        case ENETDOWN:
-        case ENOPROTOOPT:
-        case EHOSTDOWN:
-        case ENONET:
-        case EHOSTUNREACH:
-        case EOPNOTSUPP:
-        case ENETUNREACH: continue;
-        case EMFILE:
-        case ENFILE: shed(); continue;
-        case ENOBUFS:
-        case ENOMEM:
-          // Kernel memory pressure: back off briefly rather than spin.
-          std::this_thread::sleep_for(Millis{10});
-          continue;
-        default:
-          throw std::system_error(err, std::generic_category(),
-                                  "accept on " + local_address(listener.get()));
-      }
+  while (!stopping.load(std::memory_order_relaxed)) {
+    Accepted a = accept_next();
+    switch (a.status) {
+      case Accept::accepted: admit(std::move(a.fd)); break;
+      case Accept::empty: wait_for_connections(); break;
+      case Accept::out_of_fds: shed(); break;
+      case Accept::retry: break;
     }
-    stats.accepted();
-    const auto now = Clock::now();
-    Session s(Fd(raw), config.max_message, now + config.idle_timeout);
+  }
+}
+
+void Server::Impl::admit(Fd fd) {
+  stats.accepted();
+  // Descriptors came back after a shortage: hold one in reserve again.
+  if (!spare) spare = open_spare();
+  try {
+    Session s(std::move(fd), config.max_message, Clock::now(), config.idle_timeout);
     s.recv_timeout_set = inherited_rcvtimeo;
     if (!queue.try_push(s)) reject(std::move(s.fd), Outcome::busy);
+  } catch (const std::bad_alloc&) {
+    stats.ended(Outcome::error);  // `fd` (now in the session) closes as it unwinds
   }
 }
 
@@ -163,27 +242,55 @@ void Server::Impl::reject(Fd fd, Outcome why) {
   send_now(fd.get(), kErrBusy);
   stats.ended(why);
   log_outcome(fd.get(), why, 0, config.quiet);
-  if (why == Outcome::busy) poller.linger(std::move(fd));
+  // Read what the client sends until it leaves: closing with its bytes unread would reset the
+  // connection and could destroy "ERR busy" before the client reads it.
+  poller.linger(std::move(fd));
 }
 
+// accept() failed with EMFILE/ENFILE. The spare descriptor, closed for a moment, lets one
+// waiting connection in: if the spare can be opened again afterwards, descriptors are back and
+// the connection is served; if not, it gets ERR busy and a graceful close (which keeps its
+// descriptor until the client leaves, so the spare returns only then).
 void Server::Impl::shed() {
   const auto now = Clock::now();
   if (now - last_fd_warning > std::chrono::seconds(1)) {
     last_fd_warning = now;
-    log_line("out of file descriptors ({}); turning new connections away with ERR busy",
-             std::strerror(errno));
+    log_line("out of file descriptors; turning new connections away with ERR busy");
   }
-  spare.reset();
-  int raw = ::accept4(listener.get(), nullptr, nullptr, SOCK_CLOEXEC);
-  if (raw >= 0) {
-    stats.accepted();
-    reject(Fd(raw), Outcome::shed);
-  }
-  spare = open_spare();
-  if (raw < 0 || !spare) {
-    // Nothing could be freed (ENFILE is system-wide, or another thread took the slot): wait a
+  if (!spare) spare = open_spare();
+  if (!spare) {
+    // Nothing to free (ENFILE is system-wide, or a lingering reject holds the slot): wait a
     // little for descriptors to come back instead of spinning on accept().
     std::this_thread::sleep_for(Millis{5});
+    return;
+  }
+  spare.reset();
+  Accepted a = accept_next();
+  spare = open_spare();
+  if (a.status != Accept::accepted) return;
+  if (spare) {
+    admit(std::move(a.fd));
+    return;
+  }
+  stats.accepted();
+  reject(std::move(a.fd), Outcome::shed);
+}
+
+void Server::Impl::serve_one(Session& s, std::string& scratch, unsigned index) {
+  Verdict v = serve(s, env, scratch, index);
+  switch (v.kind) {
+    case Verdict::Kind::requeue:
+      // Waiting in the queue, a session with nothing pending holds no buffer.
+      s.framer.release_if_empty();
+      queue.push(s);
+      break;
+    case Verdict::Kind::park:
+      if (auto back = poller.park(std::move(s))) finish(*back, drained(*back), env);
+      break;
+    case Verdict::Kind::close:
+      finish(s, v.outcome, env);
+      if (v.linger) poller.linger(std::move(s.fd));
+      break;
   }
 }
 
@@ -191,21 +298,37 @@ void Server::Impl::work(unsigned index) {
   waker.attach(index);
   std::string scratch;
   while (auto item = queue.pop()) {
-    Session& s = *item;
-    Verdict v = serve(s, env, scratch, index);
-    switch (v.kind) {
-      case Verdict::Kind::requeue: queue.push(s); break;
-      case Verdict::Kind::park:
-        if (auto back = poller.park(std::move(s))) finish(*back, drained(*back), env);
-        break;
-      case Verdict::Kind::close:
-        finish(s, v.outcome, env);
-        if (v.linger) poller.linger(std::move(s.fd));
-        break;
+    try {
+      serve_one(*item, scratch, index);
+    } catch (const std::exception& e) {
+      // Out of memory (or any other failure) ends this connection, never the process.
+      if (item->fd) {
+        log_line("{}: {}; closing the connection", peer_address(item->fd.get()), e.what());
+        finish(*item, Outcome::error, env);
+      } else {
+        stats.ended(Outcome::error);  // lost while being handed on
+      }
+      std::string().swap(scratch);
     }
-    if (scratch.capacity() > std::size_t{64} * 1024) std::string().swap(scratch);
+    if (scratch.capacity() > 2 * kReplyBuffer) std::string().swap(scratch);
   }
   live_workers.fetch_sub(1);
+}
+
+// Connections that completed the handshake before the drain are served, not reset: accept what
+// the kernel holds (bounded by the drain deadline), then close the listener, never shut it down.
+void Server::Impl::accept_backlog() {
+  const Clock::time_point deadline{Clock::duration{drain_deadline.load()}};
+  while (listener && Clock::now() < deadline) {
+    Accepted a = accept_next();
+    if (a.status == Accept::empty || a.status == Accept::out_of_fds) break;
+    if (a.status != Accept::accepted) continue;
+    stats.accepted();
+    Session s(std::move(a.fd), config.max_message, Clock::now(), config.idle_timeout);
+    s.recv_timeout_set = inherited_rcvtimeo;
+    queue.push(s);  // always taken: the drain serves it, bounded by the listen backlog
+  }
+  listener.reset();
 }
 
 void Server::Impl::drain() {
@@ -214,14 +337,23 @@ void Server::Impl::drain() {
   draining.store(true, std::memory_order_release);
   // Wakes workers blocked in a request read or write (stop_fd) and those waiting on an idle
   // session (the backlog fd), so that each re-cuts its wait to the drain deadline.
-  uint64_t one = 1;
-  [[maybe_unused]] auto rc = ::write(stop_fd.get(), &one, sizeof one);
+  raise_eventfd(stop_fd.get());
   queue.wake_for_good();
+  try {
+    accept_backlog();
+  } catch (const std::exception& e) {
+    log_line("drain: {}", e.what());
+    listener.reset();
+  }
+  stop_threads();
+}
+
+void Server::Impl::stop_threads() {
   // The poller first: it hands back sessions with input waiting while workers still pop.
   poller.stop();
   queue.close();
   // The poller no longer repeats lost kicks, so do it here until every worker has left.
-  while (live_workers.load() > 0) {
+  while (started && live_workers.load() > 0) {
     waker.kick_waiting();
     std::this_thread::sleep_for(Millis{1});
   }

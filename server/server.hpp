@@ -25,8 +25,13 @@ class Server {
   [[nodiscard]] uint16_t port() const;
   [[nodiscard]] std::string address() const;  // "[::]:12345"
 
-  // Accepts on the calling thread until stop(), then drains (bounded by the drain timeout) and
-  // joins every thread it started.
+  // Starts the idle-session poller and the workers. Throws std::system_error naming the cause
+  // ("cannot start 64 workers: Resource temporarily unavailable") with no thread left behind.
+  // Call it before announcing the server: once it returns, connections are served.
+  void start();
+  // Accepts on the calling thread until stop() (calling start() first if needed), then drains:
+  // serves what is already in the listen queue, closes the listener, finishes requests in
+  // flight (bounded by the drain timeout) and joins every thread it started.
   void run();
   // Safe from any thread, any number of times, before or during run().
   void stop();

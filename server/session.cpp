@@ -6,6 +6,7 @@
 #include <cerrno>
 
 #include <algorithm>
+#include <optional>
 
 #include "log.hpp"
 #include "socket.hpp"
@@ -31,9 +32,11 @@ int stop_wake(const SessionEnv& env) {
   return is_draining(env) ? -1 : env.stop_fd;
 }
 
-Outcome outcome_of(IoStatus st) {
+// The one mapping from an I/O failure to how the connection ended. Once the drain has begun,
+// its deadline is what cut a wait short.
+Outcome outcome_of(IoStatus st, const SessionEnv& env) {
   switch (st) {
-    case IoStatus::timed_out: return Outcome::io_timeout;
+    case IoStatus::timed_out: return is_draining(env) ? Outcome::shutdown : Outcome::io_timeout;
     case IoStatus::reset: return Outcome::reset;
     default: return Outcome::error;
   }
@@ -67,12 +70,6 @@ void simulated_work(const SessionEnv& env) {
   }
 }
 
-void append_reply(std::string& out, std::string_view request, const ServerConfig& cfg,
-                  bool newline) {
-  out += cfg.mode == Mode::echo ? request : std::string_view(cfg.reply);
-  if (newline) out += '\n';
-}
-
 IoResult write_out(Session& s, std::string_view out, const SessionEnv& env) {
   for (;;) {
     const auto deadline = capped(Clock::now() + env.config.io_timeout, env);
@@ -82,14 +79,15 @@ IoResult write_out(Session& s, std::string_view out, const SessionEnv& env) {
   }
 }
 
-// The one-shot reply: no newline, then a graceful close.
-Verdict answer_seed(Session& s, const SessionEnv& env, std::string& out) {
-  out.clear();
-  append_reply(out, s.framer.pending(), env.config, false);
-  s.framer.clear();
+// The one-shot reply: no newline, then a graceful close. Written from where it is: an echoed
+// request straight from the framer.
+Verdict answer_seed(Session& s, const SessionEnv& env) {
   if (env.config.delay.count() > 0) simulated_work(env);
-  IoResult r = write_out(s, out, env);
-  if (r.status != IoStatus::ok) return close_with(outcome_of(r.status));
+  const std::string_view reply =
+      env.config.mode == Mode::echo ? s.framer.pending() : std::string_view(env.config.reply);
+  IoResult r = write_out(s, reply, env);
+  s.framer.clear();
+  if (r.status != IoStatus::ok) return close_with(outcome_of(r.status, env));
   ++s.replies;
   env.stats.replies(1);
   return close_with(Outcome::served, true);
@@ -161,95 +159,155 @@ void finish(const Session& s, Outcome outcome, const SessionEnv& env) {
   log_outcome(s.fd.get(), outcome, s.replies, env.config.quiet);
 }
 
+namespace {
+
+// Writes the replies gathered in `out` and counts them once they are out.
+std::optional<Verdict> flush(Session& s, const SessionEnv& env, std::string& out,
+                             uint64_t& replies) {
+  if (out.empty()) return std::nullopt;
+  IoResult r = write_out(s, out, env);
+  out.clear();
+  if (r.status != IoStatus::ok) return close_with(outcome_of(r.status, env));
+  s.replies += replies;
+  env.stats.replies(replies);
+  replies = 0;
+  return std::nullopt;
+}
+
+// Adds one reply to `out`, writing first whenever kReplyBuffer bytes would be exceeded; a
+// reply longer than that is written on its own, from where it already is.
+std::optional<Verdict> add_reply(Session& s, const SessionEnv& env, std::string& out,
+                                 uint64_t& replies, std::string_view reply) {
+  if (out.size() + reply.size() + 1 > kReplyBuffer) {
+    if (auto v = flush(s, env, out, replies)) return v;
+  }
+  if (reply.size() + 1 > kReplyBuffer) {
+    IoResult r = write_out(s, reply, env);
+    if (r.status == IoStatus::ok) r = write_out(s, "\n", env);
+    if (r.status != IoStatus::ok) return close_with(outcome_of(r.status, env));
+    ++s.replies;
+    env.stats.replies(1);
+    return std::nullopt;
+  }
+  out += reply;
+  out += '\n';
+  ++replies;
+  return std::nullopt;
+}
+
+// Step 1: answers every complete request received so far. Sets `answered` when it wrote any.
+std::optional<Verdict> answer_ready(Session& s, const SessionEnv& env, std::string& out,
+                                    bool& answered) {
+  const ServerConfig& cfg = env.config;
+  out.clear();
+  uint64_t replies = 0;
+  const uint64_t before = s.replies;
+  for (;;) {
+    LineFramer::Next next = s.framer.next();
+    if (next.status == LineFramer::Status::need_more) break;
+    if (next.status == LineFramer::Status::too_long) {
+      out += kErrTooLong;
+      if (auto v = flush(s, env, out, replies)) return v;
+      return close_with(Outcome::too_long, true);
+    }
+    s.line_client = true;
+    if (cfg.delay.count() > 0) simulated_work(env);
+    const std::string_view reply = cfg.mode == Mode::echo ? next.line : cfg.reply;
+    if (auto v = add_reply(s, env, out, replies, reply)) return v;
+  }
+  if (auto v = flush(s, env, out, replies)) return v;
+  if (s.replies == before) {
+    if (s.framer.empty()) s.request_deadline = Clock::time_point::max();
+    return std::nullopt;
+  }
+  answered = true;
+  const auto now = Clock::now();
+  s.idle_deadline = now + cfg.idle_timeout;
+  // Each request has its own whole-request deadline. The bytes left after the last newline
+  // began the next request in the latest read; its clock starts no earlier than now, once the
+  // requests before it are answered, so the server's own time never counts against it.
+  s.request_deadline = s.framer.empty() ? Clock::time_point::max() : now + cfg.io_timeout;
+  return std::nullopt;
+}
+
+// The request in progress timed out: for a client that has not sent a newline yet that is the
+// one-shot pause (or the drain cutting it short), otherwise a late request.
+Verdict request_timed_out(Session& s, const SessionEnv& env) {
+  if (!s.line_client && Clock::now() < s.request_deadline) return answer_seed(s, env);
+  return close_with(outcome_of(IoStatus::timed_out, env));
+}
+
+// Step 2: a request is arriving: finish receiving it, bounded by the io timeout for the whole
+// request (and, for a client that has not sent a newline yet, by the one-shot pause).
+std::optional<Verdict> continue_request(Session& s, const SessionEnv& env) {
+  auto until = s.request_deadline;
+  if (!s.line_client) until = std::min(until, s.last_byte + kSeedPause);
+  IoResult r = receive(s, capped(until, env), stop_wake(env), env);
+  switch (r.status) {
+    case IoStatus::ok:
+    case IoStatus::woken: return std::nullopt;
+    case IoStatus::closed:
+      // Half-close ends the last request. A client that never sent a newline gets the
+      // one-shot reply; a line client gets a line.
+      if (!s.line_client) return answer_seed(s, env);
+      s.framer.append("\n");
+      return std::nullopt;
+    case IoStatus::timed_out: return request_timed_out(s, env);
+    default: return close_with(outcome_of(r.status, env));
+  }
+}
+
+// Between requests while the drain runs: serve what has already arrived, then close. A
+// connection that has sent nothing yet gets kFirstRequestGrace from its accept.
+std::optional<Verdict> drain_between_requests(Session& s, const SessionEnv& env) {
+  auto until = Clock::now();
+  if (s.replies == 0) until = std::max(until, capped(s.accepted + kFirstRequestGrace, env));
+  IoResult r = receive(s, until, -1, env);
+  switch (r.status) {
+    case IoStatus::ok: return std::nullopt;
+    case IoStatus::closed: return close_with(peer_closed(s));
+    case IoStatus::timed_out: return close_with(drained(s));
+    default: return close_with(outcome_of(r.status, env));
+  }
+}
+
+// Between requests while others wait for a worker.
+std::optional<Verdict> yield_between_requests(Session& s, const SessionEnv& env,
+                                              bool answered_this_turn) {
+  // Time slice: to the tail of the queue. By the time it comes round again its client has
+  // usually sent the next request (or closed), which one non-blocking read finds.
+  if (answered_this_turn) return Verdict{Verdict::Kind::requeue};
+  // Its turn has come round, or it is new: its bytes are usually there or in flight. Give them
+  // the short linger; a session with nothing by then goes to the poller, so it never goes
+  // round the queue empty twice.
+  IoResult r = receive(s, Clock::now() + kLinger, -1, env);
+  switch (r.status) {
+    case IoStatus::ok: return std::nullopt;
+    case IoStatus::timed_out: return Verdict{Verdict::Kind::park};
+    case IoStatus::closed: return close_with(peer_closed(s));
+    default: return close_with(outcome_of(r.status, env));
+  }
+}
+
+}  // namespace
+
 Verdict serve(Session& s, const SessionEnv& env, std::string& out, unsigned worker) {
   const ServerConfig& cfg = env.config;
   bool answered_this_turn = false;
   bool stray_wake = false;
   for (;;) {
-    // 1. Answer every complete request already received, in one write.
-    out.clear();
-    uint64_t answered = 0;
-    bool too_long = false;
-    for (;;) {
-      LineFramer::Next next = s.framer.next();
-      if (next.status == LineFramer::Status::need_more) break;
-      if (next.status == LineFramer::Status::too_long) {
-        too_long = true;
-        break;
-      }
-      s.line_client = true;
-      if (cfg.delay.count() > 0) simulated_work(env);
-      append_reply(out, next.line, cfg, true);
-      ++answered;
-    }
-    if (too_long) out += kErrTooLong;
-    if (!out.empty()) {
-      IoResult r = write_out(s, out, env);
-      if (r.status != IoStatus::ok) return close_with(outcome_of(r.status));
-      s.replies += answered;
-      env.stats.replies(answered);
-      answered_this_turn = true;
-      if (too_long) return close_with(Outcome::too_long, true);
-      s.idle_deadline = Clock::now() + cfg.idle_timeout;
-    }
-    if (s.framer.empty()) {
-      s.request_deadline = Clock::time_point::max();
-    } else if (s.request_deadline == Clock::time_point::max()) {
-      // The rest of a pipelined batch: its own request clock starts now.
-      s.request_deadline = Clock::now() + cfg.io_timeout;
-    }
-
-    // 2. A request is arriving: finish receiving it, bounded by the io timeout for the whole
-    // request (and, for a client that has not sent a newline yet, by the one-shot pause).
+    if (auto v = answer_ready(s, env, out, answered_this_turn)) return *v;
     if (!s.framer.empty()) {
-      auto until = s.request_deadline;
-      if (!s.line_client) until = std::min(until, s.last_byte + kSeedPause);
-      IoResult r = receive(s, capped(until, env), stop_wake(env), env);
-      switch (r.status) {
-        case IoStatus::ok:
-        case IoStatus::woken: continue;
-        case IoStatus::closed:
-          // Half-close ends the last request. A client that never sent a newline gets the
-          // one-shot reply; a line client gets a line.
-          if (!s.line_client) return answer_seed(s, env, out);
-          s.framer.append("\n");
-          continue;
-        case IoStatus::timed_out:
-          if (!s.line_client && Clock::now() < capped(s.request_deadline, env)) {
-            return answer_seed(s, env, out);
-          }
-          if (!s.line_client && is_draining(env) && Clock::now() < s.request_deadline) {
-            return answer_seed(s, env, out);  // the drain cut the pause short
-          }
-          return close_with(is_draining(env) ? Outcome::shutdown : Outcome::io_timeout);
-        default: return close_with(outcome_of(r.status));
-      }
+      if (auto v = continue_request(s, env)) return *v;
+      continue;
     }
-
-    // 3. Between requests.
     if (is_draining(env)) {
-      // Serve what has already arrived, then close.
-      IoResult r = receive(s, Clock::now(), -1, env);
-      if (r.status == IoStatus::ok) continue;
-      if (r.status == IoStatus::closed) return close_with(peer_closed(s));
-      if (r.status == IoStatus::timed_out) return close_with(drained(s));
-      return close_with(outcome_of(r.status));
+      if (auto v = drain_between_requests(s, env)) return *v;
+      continue;
     }
     if (env.backlogged.load(std::memory_order_relaxed)) {
-      // Others are owed a worker.
-      if (answered_this_turn) {
-        // Time slice: to the tail of the queue. By the time it comes round again its client
-        // has usually sent the next request (or closed), which one non-blocking read finds.
-        return {Verdict::Kind::requeue};
-      }
-      // Its turn has come round, or it is new: its bytes are usually there or in flight. Give
-      // them the short linger; a session with nothing by then goes to the poller, so it never
-      // goes round the queue empty twice.
-      IoResult r = receive(s, Clock::now() + kLinger, -1, env);
-      if (r.status == IoStatus::ok) continue;
-      if (r.status == IoStatus::timed_out) return {Verdict::Kind::park};
-      if (r.status == IoStatus::closed) return close_with(peer_closed(s));
-      return close_with(outcome_of(r.status));
+      if (auto v = yield_between_requests(s, env, answered_this_turn)) return *v;
+      continue;
     }
     // Nobody waits: keep the worker on this session until its next request, its idle deadline,
     // or until someone else needs a worker. Right after a reply that is a blocking recv (the
@@ -272,7 +330,7 @@ Verdict serve(Session& s, const SessionEnv& env, std::string& out, unsigned work
         if (is_draining(env)) continue;
         // Someone needs this worker: yield the session to the tail (see above).
         return {Verdict::Kind::requeue};
-      default: return close_with(outcome_of(r.status));
+      default: return close_with(outcome_of(r.status, env));
     }
   }
 }

@@ -19,17 +19,28 @@ inline constexpr Millis kSeedPause{20};
 // When others wait for a worker, how long a worker gives a session it has just taken from the
 // queue with nothing buffered (new, or yielded) for its client's bytes before parking it.
 inline constexpr Millis kLinger{1};
+// During a drain, how long a connection that has sent nothing yet (accepted from the listen
+// queue by the drain, or waiting in the work queue) may take to send its first request: its
+// client connected before the drain began and expects an answer.
+inline constexpr Millis kFirstRequestGrace{200};
+// Replies are written whenever this many bytes are ready, so that what a session holds in
+// replies not yet written is bounded whatever the request mix (a longer reply goes out alone).
+inline constexpr std::size_t kReplyBuffer = 64 * 1024;
 
 inline constexpr std::string_view kErrBusy = "ERR busy\n";
 inline constexpr std::string_view kErrTooLong = "ERR too long\n";
 
 // One client connection and what has been received on it so far.
 struct Session {
-  Session(Fd f, std::size_t max_message, Clock::time_point idle_deadline_)
-      : fd(std::move(f)), framer(max_message), idle_deadline(idle_deadline_) {}
+  Session(Fd f, std::size_t max_message, Clock::time_point accepted_, Millis idle_timeout)
+      : fd(std::move(f)),
+        framer(max_message),
+        accepted(accepted_),
+        idle_deadline(accepted_ + idle_timeout) {}
 
   Fd fd;
   LineFramer framer;
+  Clock::time_point accepted;
   Clock::time_point idle_deadline;  // closed if no request has begun by then
   Clock::time_point request_deadline = Clock::time_point::max();  // the pending one must end by
   Clock::time_point last_byte{};

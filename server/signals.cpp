@@ -22,6 +22,7 @@ sigset_t server_signals() {
   sigaddset(&set, SIGINT);
   sigaddset(&set, SIGTERM);
   sigaddset(&set, SIGUSR1);
+  sigaddset(&set, SIGHUP);
   return set;
 }
 
@@ -65,6 +66,10 @@ void SignalThread::run() {
     const int sig = static_cast<int>(info.ssi_signo);
     if (sig == SIGUSR1) {
       on_report_();
+    } else if (sig == SIGHUP) {
+      // A terminal hang-up or a habitual "reload" must not kill a daemon; there is no
+      // configuration file to read again.
+      log_line("SIGHUP: nothing to reload (tcpd has no configuration file); carrying on");
     } else if (++stops == 1) {
       log_line("{}: stopping; draining (a second signal exits at once)", strsignal(sig));
       on_stop_();

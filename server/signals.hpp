@@ -7,12 +7,13 @@
 
 namespace tcpd {
 
-// Blocks SIGINT, SIGTERM and SIGUSR1 in the calling thread (and so in every thread it starts
-// afterwards) and ignores SIGPIPE. Call first thing in main().
+// Blocks SIGINT, SIGTERM, SIGUSR1 and SIGHUP in the calling thread (and so in every thread it
+// starts afterwards) and ignores SIGPIPE. Call first thing in main().
 void block_server_signals();
 
 // A thread that takes the blocked signals from a signalfd: the first SIGINT/SIGTERM calls
-// `on_stop`, a second one exits the process at once with 128+signal; SIGUSR1 calls `on_report`.
+// `on_stop`, a second one exits the process at once with 128+signal; SIGUSR1 calls `on_report`;
+// SIGHUP is logged and otherwise ignored.
 class SignalThread {
  public:
   SignalThread(std::function<void()> on_stop, std::function<void()> on_report);

@@ -46,6 +46,9 @@ class Stats {
     outcomes_[static_cast<std::size_t>(o)].fetch_add(1, std::memory_order_release);
   }
   [[nodiscard]] StatsSnapshot snapshot() const;
+  [[nodiscard]] uint64_t accepted_count() const {
+    return accepted_.load(std::memory_order_relaxed);
+  }
 
  private:
   std::atomic<uint64_t> accepted_{0};

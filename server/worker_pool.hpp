@@ -1,6 +1,8 @@
 #pragma once
 
 #include <functional>
+#include <string>
+#include <system_error>
 #include <thread>
 #include <vector>
 
@@ -15,9 +17,20 @@ class WorkerPool {
   WorkerPool& operator=(const WorkerPool&) = delete;
   ~WorkerPool() { join(); }
 
-  void start(unsigned count, const std::function<void(unsigned)>& body) {
+  // Starts `count` threads. When one cannot be created (RLIMIT_NPROC, RLIMIT_AS), calls
+  // `release` — which must make the bodies already running return — joins them, and throws
+  // std::system_error "cannot start <count> workers: <errno text>". Joining a body that never
+  // returns would hang the caller for good, which is why `release` is not optional.
+  void start(unsigned count, const std::function<void(unsigned)>& body,
+             const std::function<void()>& release) {
     threads_.reserve(count);
-    for (unsigned i = 0; i < count; ++i) threads_.emplace_back(body, i);
+    try {
+      for (unsigned i = 0; i < count; ++i) threads_.emplace_back(body, i);
+    } catch (const std::system_error& e) {
+      release();
+      join();
+      throw std::system_error(e.code(), "cannot start " + std::to_string(count) + " workers");
+    }
   }
 
   void join() {

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <fcntl.h>
+#include <grp.h>
 #include <poll.h>
 #include <signal.h>
 #include <spawn.h>
@@ -11,9 +12,11 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <stdexcept>
 #include <thread>
+#include <utility>
 
 extern char** environ;
 
@@ -30,7 +33,10 @@ int ms_left(Clock::time_point deadline) {
 
 }  // namespace
 
-Process::Process(std::vector<std::string> argv, long limit_fds) {
+Process::Process(std::vector<std::string> argv, long limit_fds)
+    : Process(std::move(argv), Spawn{limit_fds}) {}
+
+Process::Process(std::vector<std::string> argv, const Spawn& how) {
   int in[2], out[2], err[2];
   if (::pipe2(in, O_CLOEXEC) || ::pipe2(out, O_CLOEXEC) || ::pipe2(err, O_CLOEXEC)) {
     throw std::runtime_error("pipe");
@@ -46,9 +52,18 @@ Process::Process(std::vector<std::string> argv, long limit_fds) {
     ::dup2(in[0], 0);
     ::dup2(out[1], 1);
     ::dup2(err[1], 2);
-    if (limit_fds > 0) {
-      rlimit rl{static_cast<rlim_t>(limit_fds), static_cast<rlim_t>(limit_fds)};
+    if (how.limit_fds > 0) {
+      rlimit rl{static_cast<rlim_t>(how.limit_fds), static_cast<rlim_t>(how.limit_fds)};
       ::setrlimit(RLIMIT_NOFILE, &rl);
+    }
+    if (how.limit_procs > 0) {
+      rlimit rl{static_cast<rlim_t>(how.limit_procs), static_cast<rlim_t>(how.limit_procs)};
+      ::setrlimit(RLIMIT_NPROC, &rl);
+    }
+    if (how.as_nobody) {
+      if (::setgroups(0, nullptr) != 0 || ::setgid(65534) != 0 || ::setuid(65534) != 0) {
+        ::_exit(126);
+      }
     }
     sigset_t none;
     sigemptyset(&none);
@@ -61,9 +76,13 @@ Process::Process(std::vector<std::string> argv, long limit_fds) {
   ::close(err[1]);
   in_ = in[1];
   outp_ = out[0];
-  errp_ = err[0];
+  if (how.read_stderr) {
+    errp_ = err[0];
+    ::fcntl(errp_, F_SETFL, O_NONBLOCK);
+  } else {
+    unread_err_ = err[0];
+  }
   ::fcntl(outp_, F_SETFL, O_NONBLOCK);
-  ::fcntl(errp_, F_SETFL, O_NONBLOCK);
 }
 
 Process::~Process() {
@@ -72,13 +91,17 @@ Process::~Process() {
     int st = 0;
     ::waitpid(pid_, &st, 0);
   }
-  for (int fd : {in_, outp_, errp_}) {
+  for (int fd : {in_, outp_, errp_, unread_err_}) {
     if (fd >= 0) ::close(fd);
   }
 }
 
 void Process::pump(int timeout_ms) {
   pollfd p[2] = {{outp_, POLLIN, 0}, {errp_, POLLIN, 0}};
+  if (outp_ < 0 && errp_ < 0) {
+    ::poll(nullptr, 0, timeout_ms);
+    return;
+  }
   if (::poll(p, 2, timeout_ms) <= 0) return;
   char buf[4096];
   for (int i = 0; i < 2; ++i) {
@@ -118,6 +141,12 @@ bool Process::wait_stderr(const std::string& needle, std::chrono::milliseconds t
     pump(std::min(ms_left(deadline), 50));
   }
   return true;
+}
+
+void Process::resume_stderr() {
+  if (unread_err_ < 0) return;
+  errp_ = std::exchange(unread_err_, -1);
+  ::fcntl(errp_, F_SETFL, O_NONBLOCK);
 }
 
 void Process::write_stdin(const std::string& data) {
@@ -187,8 +216,14 @@ Tcpd::~Tcpd() {
   if (r.timed_out) ADD_FAILURE() << "tcpd did not exit within 30 s of SIGTERM";
 }
 
-Tcpd::Tcpd(std::vector<std::string> args, long limit_fds) {
-  std::vector<std::string> argv{TCPD_BIN};
+Tcpd::Tcpd(std::vector<std::string> args, long limit_fds)
+    : Tcpd(std::move(args), Spawn{limit_fds}) {}
+
+std::vector<std::string> Process::tcpd_argv(std::vector<std::string> args) {
+  // TCPD_UNDER_TEST runs the suite against another build (e.g. an older one, to see that a
+  // regression test fails without its fix).
+  const char* other = std::getenv("TCPD_UNDER_TEST");
+  std::vector<std::string> argv{other != nullptr ? other : TCPD_BIN};
   bool has_port = false, has_bind = false;
   for (auto& a : args) {
     has_port = has_port || a == "--port";
@@ -197,7 +232,11 @@ Tcpd::Tcpd(std::vector<std::string> args, long limit_fds) {
   if (!has_port) argv.insert(argv.end(), {"--port", "0"});
   if (!has_bind) argv.insert(argv.end(), {"--bind", "127.0.0.1"});
   argv.insert(argv.end(), args.begin(), args.end());
-  proc = std::make_unique<Process>(argv, limit_fds);
+  return argv;
+}
+
+Tcpd::Tcpd(std::vector<std::string> args, const Spawn& how) {
+  proc = std::make_unique<Process>(Process::tcpd_argv(std::move(args)), how);
   // Sanitizer builds start slowly.
   auto line = proc->read_line(std::chrono::seconds(20));
   if (!line || line->rfind("listening on ", 0) != 0) {

@@ -21,10 +21,19 @@ struct RunResult {
   std::string err;
 };
 
+// How to start a child, for tests that need a hostile environment.
+struct Spawn {
+  long limit_fds = 0;       // > 0: RLIMIT_NOFILE in the child (descriptor exhaustion)
+  long limit_procs = 0;     // > 0: RLIMIT_NPROC in the child (thread creation fails)
+  bool as_nobody = false;   // run as uid/gid 65534 (root ignores RLIMIT_NPROC)
+  bool read_stderr = true;  // false: stderr is a pipe this side never reads (a blocked log)
+};
+
 class Process {
  public:
   // `limit_fds` > 0 sets RLIMIT_NOFILE in the child (for descriptor-exhaustion tests).
   explicit Process(std::vector<std::string> argv, long limit_fds = 0);
+  Process(std::vector<std::string> argv, const Spawn& how);
   ~Process();
   Process(const Process&) = delete;
   Process& operator=(const Process&) = delete;
@@ -34,6 +43,8 @@ class Process {
   std::optional<std::string> read_line(std::chrono::milliseconds timeout);
   // Waits until stderr contains `needle`; returns all stderr read so far either way.
   bool wait_stderr(const std::string& needle, std::chrono::milliseconds timeout);
+  // Starts reading a stderr that was left unread (Spawn::read_stderr = false).
+  void resume_stderr();
   void write_stdin(const std::string& data);
   void close_stdin();
   void signal(int sig);
@@ -46,7 +57,14 @@ class Process {
   void pump(int timeout_ms);
   pid_t pid_ = -1;
   int in_ = -1, outp_ = -1, errp_ = -1;
+  int unread_err_ = -1;  // the read end of a stderr pipe nobody reads (Spawn::read_stderr)
   std::string out_, err_;
+
+ public:
+  // Builds the argv for tcpd with --port 0 --bind 127.0.0.1 unless given.
+  static std::vector<std::string> tcpd_argv(std::vector<std::string> args);
+
+ private:
   std::size_t out_pos_ = 0;
   bool reaped_ = false;
   RunResult result_;
@@ -60,6 +78,7 @@ RunResult run(std::vector<std::string> argv, std::chrono::milliseconds timeout,
 // the "listening on" line.
 struct Tcpd {
   explicit Tcpd(std::vector<std::string> args, long limit_fds = 0);
+  Tcpd(std::vector<std::string> args, const Spawn& how);
   ~Tcpd();
   Tcpd(const Tcpd&) = delete;
   Tcpd& operator=(const Tcpd&) = delete;

@@ -3,8 +3,11 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <functional>
+#include <memory>
 #include <mutex>
 #include <set>
+#include <system_error>
 #include <thread>
 
 #include "work_queue.hpp"
@@ -15,11 +18,14 @@ TEST(WorkerPool, RunsEachIndexOnItsOwnThreadAndJoins) {
   std::set<std::thread::id> threads;
   {
     tcpd::WorkerPool pool;
-    pool.start(8, [&](unsigned i) {
-      std::lock_guard lock(mu);
-      indices.insert(i);
-      threads.insert(std::this_thread::get_id());
-    });
+    pool.start(
+        8,
+        [&](unsigned i) {
+          std::lock_guard lock(mu);
+          indices.insert(i);
+          threads.insert(std::this_thread::get_id());
+        },
+        [] {});
     EXPECT_EQ(pool.size(), 8u);
     pool.join();
     EXPECT_EQ(pool.size(), 0u);
@@ -35,17 +41,20 @@ TEST(WorkerPool, FixedPoolDrainsAQueueInParallel) {
   std::atomic<int> done{0};
   std::atomic<int> running{0}, peak{0};
   tcpd::WorkerPool pool;
-  pool.start(4, [&](unsigned) {
-    while (auto item = q.pop()) {
-      const int now = ++running;
-      int p = peak.load();
-      while (now > p && !peak.compare_exchange_weak(p, now)) {
-      }
-      std::this_thread::sleep_for(std::chrono::milliseconds(5));
-      --running;
-      ++done;
-    }
-  });
+  pool.start(
+      4,
+      [&](unsigned) {
+        while (auto item = q.pop()) {
+          const int now = ++running;
+          int p = peak.load();
+          while (now > p && !peak.compare_exchange_weak(p, now)) {
+          }
+          std::this_thread::sleep_for(std::chrono::milliseconds(5));
+          --running;
+          ++done;
+        }
+      },
+      [&] { q.close(); });
   for (int i = 0; i < 40; ++i) {
     int v = i;
     ASSERT_TRUE(q.try_push(v));
@@ -55,4 +64,48 @@ TEST(WorkerPool, FixedPoolDrainsAQueueInParallel) {
   EXPECT_EQ(done, 40);
   EXPECT_GT(peak, 1);  // items were served concurrently
   EXPECT_LE(peak, 4);  // never by more threads than the pool has
+}
+
+namespace {
+
+// A worker body whose copy fails like pthread_create at the limit: std::thread copies its
+// callable before it creates the thread, so the Nth copy stands in for the Nth thread.
+struct FailsAfter {
+  std::shared_ptr<std::atomic<int>> copies_left;
+  std::function<void(unsigned)> body;
+  FailsAfter(int n, std::function<void(unsigned)> b)
+      : copies_left(std::make_shared<std::atomic<int>>(n)), body(std::move(b)) {}
+  FailsAfter(FailsAfter&&) = default;
+  FailsAfter(const FailsAfter& o) : copies_left(o.copies_left), body(o.body) {
+    if (--*copies_left < 0) {
+      throw std::system_error(EAGAIN, std::generic_category(), "pthread_create");
+    }
+  }
+  void operator()(unsigned i) const { body(i); }
+};
+
+}  // namespace
+
+TEST(WorkerPool, StartThatCannotCreateEveryThreadReleasesJoinsAndNamesTheCause) {
+  // Regression: the workers already started blocked in pop() forever, so the failed start
+  // hung the server instead of reporting the error.
+  tcpd::WorkQueue<int> q(10);
+  std::atomic<int> started{0}, finished{0};
+  tcpd::WorkerPool pool;
+  FailsAfter body(5, [&](unsigned) {
+    ++started;
+    while (q.pop()) {
+    }
+    ++finished;
+  });
+  try {
+    pool.start(64, std::function<void(unsigned)>(std::move(body)), [&] { q.close(); });
+    FAIL() << "start must throw";
+  } catch (const std::system_error& e) {
+    EXPECT_EQ(e.code().value(), EAGAIN);
+    EXPECT_EQ(std::string(e.what()), "cannot start 64 workers: Resource temporarily unavailable");
+  }
+  EXPECT_EQ(pool.size(), 0u);
+  EXPECT_EQ(started.load(), finished.load());  // every started thread returned and was joined
+  EXPECT_GT(started.load(), 0);
 }

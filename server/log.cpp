@@ -1,0 +1,186 @@
+#include "log.hpp"
+
+#include <limits.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <chrono>
+#include <condition_variable>
+#include <mutex>
+#include <string>
+
+namespace tcpd {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+constexpr auto kFlushTimeout = std::chrono::milliseconds(500);
+
+enum class Mode { direct, buffered, closed };
+
+// Never destroyed: a line logged from any thread at any time, even during exit, finds it.
+struct LogState {
+  std::mutex mu;
+  std::condition_variable cv;      // the writer waits for lines or the stop
+  std::condition_variable exited;  // the destructor waits for the writer to finish
+  std::string pending;
+  std::size_t capacity = 0;
+  Mode mode = Mode::direct;
+  bool stopping = false;
+  bool done = false;
+  Clock::time_point give_up = Clock::time_point::max();
+  int fd = STDERR_FILENO;
+  std::atomic<uint64_t> dropped{0};
+};
+
+LogState& state() {
+  static auto* s = new LogState;
+  return *s;
+}
+
+void write_direct(std::string_view line) {
+  while (!line.empty()) {
+    ssize_t n = ::write(STDERR_FILENO, line.data(), line.size());
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return;
+    line.remove_prefix(static_cast<std::size_t>(n));
+  }
+}
+
+// One write that cannot block: a socket (journald's stream) takes MSG_DONTWAIT; a pipe with
+// room for PIPE_BUF bytes (poll's POLLOUT) takes that many without blocking.
+ssize_t write_some(int fd, bool socket, std::string_view data) {
+  const std::size_t n = std::min<std::size_t>(data.size(), PIPE_BUF);
+  if (socket) return ::send(fd, data.data(), n, MSG_DONTWAIT | MSG_NOSIGNAL);
+  return ::write(fd, data.data(), n);
+}
+
+// Writes `data`, waiting for room in slices so that a stop is noticed. Returns false when the
+// sink failed or the stop's flush time ran out; what was not written is then lost.
+bool write_out(LogState& st, bool socket, std::string_view data) {
+  while (!data.empty()) {
+    pollfd p{st.fd, POLLOUT, 0};
+    int rc = ::poll(&p, 1, 100);
+    if (rc < 0 && errno != EINTR) return false;
+    if (rc > 0) {
+      if ((p.revents & (POLLERR | POLLNVAL)) != 0) return false;
+      ssize_t n = write_some(st.fd, socket, data);
+      if (n > 0) data.remove_prefix(static_cast<std::size_t>(n));
+      if (n < 0 && errno != EAGAIN && errno != EINTR) return false;
+      continue;
+    }
+    std::lock_guard lock(st.mu);
+    if (Clock::now() >= st.give_up) return false;
+  }
+  return true;
+}
+
+std::size_t count_lines(std::string_view s) {
+  return static_cast<std::size_t>(std::count(s.begin(), s.end(), '\n'));
+}
+
+void run_writer(LogState& st) {
+  struct stat sb {};
+  const bool socket = ::fstat(st.fd, &sb) == 0 && S_ISSOCK(sb.st_mode);
+  uint64_t reported = 0;
+  std::string batch;
+  for (;;) {
+    {
+      std::unique_lock lock(st.mu);
+      st.cv.wait(lock, [&] { return !st.pending.empty() || st.stopping; });
+      if (st.pending.empty()) break;
+      batch.swap(st.pending);
+      st.pending.clear();
+    }
+    // Say once that lines were lost, as soon as the sink takes lines again.
+    const uint64_t dropped = st.dropped.load(std::memory_order_relaxed);
+    if (dropped > reported) {
+      batch.insert(0, fmt::format("tcpd: log: {} lines dropped: the log sink was not keeping up\n",
+                                  dropped - reported));
+      reported = dropped;
+    }
+    if (!write_out(st, socket, batch)) {
+      st.dropped.fetch_add(count_lines(batch), std::memory_order_relaxed);
+      std::lock_guard lock(st.mu);
+      if (st.stopping) break;
+    }
+    batch.clear();
+    if (batch.capacity() > st.capacity) std::string().swap(batch);
+  }
+  std::lock_guard lock(st.mu);
+  st.done = true;
+  st.exited.notify_all();
+}
+
+}  // namespace
+
+void log_submit(std::string_view line) noexcept {
+  LogState& st = state();
+  if (line.empty()) {
+    st.dropped.fetch_add(1, std::memory_order_relaxed);
+    return;
+  }
+  std::unique_lock lock(st.mu);
+  if (st.mode == Mode::direct) {
+    lock.unlock();
+    write_direct(line);
+    return;
+  }
+  if (st.mode == Mode::closed || st.pending.size() + line.size() > st.capacity) {
+    st.dropped.fetch_add(1, std::memory_order_relaxed);
+    return;
+  }
+  const bool was_empty = st.pending.empty();
+  try {
+    st.pending.append(line);
+  } catch (...) {
+    st.dropped.fetch_add(1, std::memory_order_relaxed);
+    return;
+  }
+  lock.unlock();
+  if (was_empty) st.cv.notify_one();
+}
+
+uint64_t log_dropped() noexcept {
+  return state().dropped.load(std::memory_order_relaxed);
+}
+
+LogWriter::LogWriter(int fd, std::size_t capacity) {
+  LogState& st = state();
+  {
+    std::lock_guard lock(st.mu);
+    st.fd = fd;
+    st.capacity = capacity;
+    st.pending.reserve(capacity);
+    st.mode = Mode::buffered;
+  }
+  try {
+    thread_ = std::thread([&st] { run_writer(st); });
+  } catch (const std::system_error& e) {
+    std::lock_guard lock(st.mu);
+    st.mode = Mode::direct;
+    throw std::system_error(e.code(), "cannot start the log writer");
+  }
+}
+
+LogWriter::~LogWriter() {
+  LogState& st = state();
+  std::unique_lock lock(st.mu);
+  st.stopping = true;
+  st.give_up = Clock::now() + kFlushTimeout;
+  st.cv.notify_one();
+  // The writer never blocks in a write, so it ends within the flush time plus one poll slice.
+  const bool ended = st.exited.wait_for(lock, kFlushTimeout * 2, [&] { return st.done; });
+  st.mode = Mode::closed;
+  lock.unlock();
+  if (ended) {
+    thread_.join();
+  } else {
+    thread_.detach();  // a sink that blocks even a bounded write: exit without it
+  }
+}
+
+}  // namespace tcpd
