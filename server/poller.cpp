@@ -86,21 +86,32 @@ std::optional<Session> Poller::park(Session s) {
   s.framer.release_if_empty();
   const int fd = s.fd.get();
   const auto deadline = s.idle_deadline;
-  Entry e{std::move(s), Fd{}, deadline};
+  Entry e{std::move(s), Fd{}, deadline, {}, {}};
   if (!add(fd, e)) return std::move(e.session);
   ++parked_;
   return std::nullopt;
 }
 
-void Poller::linger(Fd fd) {
+void Poller::linger(Fd fd, Millis quiet) {
   ::shutdown(fd.get(), SHUT_WR);
   // Whatever has arrived already goes now; most clients have closed by the next event.
   if (!discard_input(fd.get(), kDiscardPerEvent)) return;
   std::lock_guard lock(mu_);
   if (stopping_ || lingering_ >= kMaxLingering) return;
   const int raw = fd.get();
-  Entry e{std::nullopt, std::move(fd), Clock::now() + kLingerClose};
+  const auto now = Clock::now();
+  Entry e{std::nullopt, std::move(fd), std::min(now + kLingerClose, now + quiet), quiet,
+          now + kLingerClose};
   if (add(raw, e)) ++lingering_;
+}
+
+void Poller::extend_linger(int fd) {
+  auto& e = entries_.at(fd);
+  const auto deadline = std::min(e.linger_cap, Clock::now() + e.quiet);
+  if (deadline == e.deadline) return;
+  deadlines_.erase({e.deadline, fd});
+  e.deadline = deadline;
+  deadlines_.emplace(deadline, fd);
 }
 
 void Poller::nudge() {
@@ -178,6 +189,8 @@ bool Poller::run_once(std::array<epoll_event, 128>& events, bool& active) {
         ready_.push_back(std::move(*e.session));
       } else if (!discard_input(fd, kDiscardPerEvent)) {
         take(fd);  // the peer closed: the lingering close is complete
+      } else if (it->second.quiet < kLingerClose) {
+        extend_linger(fd);  // still sending: its quiet period starts again
       }
     }
     expire(Clock::now(), timed_out_);

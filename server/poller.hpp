@@ -25,6 +25,8 @@ namespace tcpd {
 // client's receive buffer before the client reads it.
 inline constexpr Millis kLingerClose{2000};
 inline constexpr std::size_t kMaxLingering = 4096;
+// A rejected connection's linger ends once its client has been silent this long.
+inline constexpr Millis kRejectQuiet{100};
 
 // The one thread that watches sessions holding no worker: idle sessions parked by workers
 // (queued again when readable, closed at their idle deadline) and closing connections waiting
@@ -40,8 +42,11 @@ class Poller {
   // Takes an idle session. Once stopped it refuses, and hands the session back.
   std::optional<Session> park(Session s);
   // Graceful close: the write side is shut down already or now; input is discarded until the
-  // peer closes or kLingerClose passes. Closes at once when stopped or too many linger.
-  void linger(Fd fd);
+  // peer closes, or has sent nothing for `quiet`, or kLingerClose passes. Closes at once when
+  // stopped or too many linger. Rejections use a short `quiet`: all they need is that the
+  // client is not sending when the socket closes (unread input makes the kernel send RST), and
+  // out of descriptors each one holds the descriptor the next rejection needs.
+  void linger(Fd fd, Millis quiet = kLingerClose);
   // Queues the parked sessions that have input waiting, closes the rest (counted as shutdown)
   // and every lingering connection, and joins the thread.
   void stop();
@@ -56,6 +61,8 @@ class Poller {
     std::optional<Session> session;  // empty for a lingering close
     Fd fd;                           // lingering close only
     Clock::time_point deadline;
+    Millis quiet{};                  // lingering close: the silence that ends it
+    Clock::time_point linger_cap{};  // lingering close: kLingerClose after it began
   };
 
   void run();
@@ -63,6 +70,7 @@ class Poller {
   int trim_when_quiet(bool active, int timeout);
   bool add(int fd, Entry& entry);  // mu_ held; moves from `entry` only on success
   Entry take(int fd);              // mu_ held
+  void extend_linger(int fd);      // mu_ held
   void expire(Clock::time_point now, std::vector<Session>& timed_out);  // mu_ held
 
   WorkQueue<Session>& queue_;

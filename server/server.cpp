@@ -214,6 +214,10 @@ void Server::Impl::wait_for_connections() {
 // connection costs one accept4(), as with a blocking accept.
 void Server::Impl::accept_loop() {
   while (!stopping.load(std::memory_order_relaxed)) {
+    // After a shortage, the reserve descriptor comes back before any connection takes the
+    // first free one: without it, connections waiting in the backlog are neither served nor
+    // turned away until something else closes.
+    if (!spare) spare = open_spare();
     Accepted a = accept_next();
     switch (a.status) {
       case Accept::accepted: admit(std::move(a.fd)); break;
@@ -226,8 +230,6 @@ void Server::Impl::accept_loop() {
 
 void Server::Impl::admit(Fd fd) {
   stats.accepted();
-  // Descriptors came back after a shortage: hold one in reserve again.
-  if (!spare) spare = open_spare();
   try {
     Session s(std::move(fd), config.max_message, Clock::now(), config.idle_timeout);
     s.recv_timeout_set = inherited_rcvtimeo;
@@ -244,7 +246,7 @@ void Server::Impl::reject(Fd fd, Outcome why) {
   log_outcome(fd.get(), why, 0, config.quiet);
   // Read what the client sends until it leaves: closing with its bytes unread would reset the
   // connection and could destroy "ERR busy" before the client reads it.
-  poller.linger(std::move(fd));
+  poller.linger(std::move(fd), kRejectQuiet);
 }
 
 // accept() failed with EMFILE/ENFILE. The spare descriptor, closed for a moment, lets one

@@ -1,7 +1,9 @@
 // Slow, idle, hostile and broken clients: none of them takes the service down.
 #include <gtest/gtest.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 
+#include <atomic>
 #include <fstream>
 #include <sstream>
 #include <thread>
@@ -9,6 +11,7 @@
 
 #include "fake_server.hpp"
 #include "net.hpp"
+#include "proc_stat.hpp"
 #include "process.hpp"
 
 using namespace testing_support;
@@ -271,4 +274,216 @@ TEST(Hardening, ClientReportsAReset) {
   auto r = run({TCPC_BIN, "--host", "127.0.0.1", "--port", std::to_string(rst.port())}, 20s);
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_NE(r.err.find("reset"), std::string::npos) << r.err;
+}
+
+TEST(Hardening, RepliesHeldUnwrittenAreBoundedWhateverTheRequestMix) {
+  // Regression: replies to every line of a 16 KiB read were built before writing: 16,384 empty
+  // lines with a 4 KiB --reply cost ~95 MB in one session.
+  Tcpd srv({"--quiet", "--reply", std::string(4096, 'r')});
+  Client warm = Client::connect(srv.port);
+  ASSERT_TRUE(warm.send("x\n"));
+  ASSERT_TRUE(warm.line());
+  const long before = proc_status_kib(srv.proc->pid(), "VmHWM");
+  Client c = Client::connect(srv.port);
+  std::atomic<bool> sent{false};
+  std::thread writer([&] { sent = c.send(std::string(16384, '\n'), 20s); });
+  std::size_t lines = 0;
+  while (lines < 16384 && c.line(20s)) ++lines;
+  writer.join();
+  EXPECT_TRUE(sent.load());
+  EXPECT_EQ(lines, 16384u);
+  const long grown = proc_status_kib(srv.proc->pid(), "VmHWM") - before;
+  EXPECT_LT(grown, 16 * 1024) << "peak RSS grew by " << grown << " KiB for one session";
+}
+
+TEST(Hardening, AllocationFailureEndsOneConnectionNotTheServer) {
+  if (kSanitized) GTEST_SKIP() << "sanitizer allocators abort on an address-space limit";
+  Tcpd srv({"--quiet", "--workers", "2", "--max-message", std::to_string(64 << 20)});
+  // Every worker has allocated once (its malloc arena exists) before the limit is set.
+  for (int i = 0; i < 20; ++i) {
+    Client c = Client::connect(srv.port);
+    ASSERT_TRUE(c.send("warm\n"));
+    ASSERT_TRUE(c.line());
+  }
+  // The address space it has now plus 24 MiB: a 48 MiB request cannot be buffered.
+  const long vm = proc_status_kib(srv.proc->pid(), "VmSize");
+  ASSERT_GT(vm, 0);
+  rlimit rl{static_cast<rlim_t>(vm + 24 * 1024) * 1024, RLIM_INFINITY};
+  ASSERT_EQ(::prlimit(srv.proc->pid(), RLIMIT_AS, &rl, nullptr), 0);
+  {
+    Client big = Client::connect(srv.port);
+    big.send(std::string(48 << 20, 'A'), 10s);  // the server may close before it has all
+    EXPECT_TRUE(big.closed_within(10s));
+  }
+  Client after = Client::connect(srv.port);
+  ASSERT_TRUE(after.send("still there\n"));
+  EXPECT_EQ(after.line(), "Hello from the server!\n");
+  srv.proc->signal(SIGTERM);
+  auto r = srv.proc->wait(15s);
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.err.find(" error=1"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("bad_alloc"), std::string::npos) << r.err;
+}
+
+TEST(Hardening, PipeliningClientWhoseWritesEndMidLineIsNeverCut) {
+  // Regression: the request deadline restarted only when the buffer was empty after a batch,
+  // so a client whose writes always end mid-line was cut at the io timeout (48 of 101 lines).
+  auto cfg = test_config();
+  cfg.mode = tcpd::Mode::echo;
+  cfg.io_timeout = 400ms;
+  InProcessServer srv(cfg);
+  Client c = Client::connect(srv.port());
+  ASSERT_TRUE(c.send("x\na"));
+  EXPECT_EQ(c.line(), "x\n");
+  // 1.5 s of requests that each complete within 50 ms, always with the next one begun.
+  for (int i = 0; i < 30; ++i) {
+    std::this_thread::sleep_for(50ms);
+    ASSERT_TRUE(c.send("b\na")) << "request " << i;
+    ASSERT_EQ(c.line(), "ab\n") << "request " << i;
+  }
+  ASSERT_TRUE(c.send("\n"));
+  EXPECT_EQ(c.line(), "a\n");
+  srv.stop();
+  EXPECT_EQ(srv.server().stats().of(Outcome::io_timeout), 0u);
+  EXPECT_EQ(srv.server().stats().requests, 32u);
+}
+
+TEST(Hardening, EachPipelinedRequestStillHasItsOwnDeadline) {
+  // The other side of the fix: a request begun after a reply must still finish in time.
+  auto cfg = test_config();
+  cfg.mode = tcpd::Mode::echo;
+  cfg.io_timeout = 400ms;
+  InProcessServer srv(cfg);
+  Client c = Client::connect(srv.port());
+  ASSERT_TRUE(c.send("x\nstuck"));
+  EXPECT_EQ(c.line(), "x\n");
+  const auto start = std::chrono::steady_clock::now();
+  EXPECT_TRUE(c.closed_within(5s));
+  EXPECT_GE(since(start), 300ms);
+  srv.stop();
+  EXPECT_EQ(srv.server().stats().of(Outcome::io_timeout), 1u);
+}
+
+namespace {
+
+// Opens idle connections until tcpd (limited to `limit` descriptors) turns one away.
+std::vector<Client> exhaust_descriptors(int port, int limit) {
+  std::vector<Client> held;
+  for (int i = 0; i < limit + 20; ++i) {
+    Client c = Client::connect(port, 2s);
+    if (!c.valid()) break;
+    held.push_back(std::move(c));
+  }
+  return held;
+}
+
+}  // namespace
+
+TEST(Hardening, FirstClientAfterDescriptorsComeBackIsServed) {
+  // Regression: after EMFILE the acceptor waited in accept() inside the out-of-descriptors
+  // path, so the first client to come after the others had left was turned away.
+  Tcpd srv({"--quiet", "--idle-timeout-ms", "60000"}, 40);
+  const int baseline = proc_open_fds(srv.proc->pid());
+  std::vector<Client> held = exhaust_descriptors(srv.port, 40);
+  bool shed = false;
+  for (auto& c : held) shed = shed || (c.closed_within(50ms) && c.rest() == "ERR busy\n");
+  ASSERT_TRUE(shed) << "the limit was never reached";
+  held.clear();
+  ASSERT_TRUE(eventually([&] { return proc_open_fds(srv.proc->pid()) <= baseline; }, 10s))
+      << "tcpd still holds " << proc_open_fds(srv.proc->pid()) << " descriptors";
+  Client first = Client::connect(srv.port);
+  ASSERT_TRUE(first.send("hi\n"));
+  EXPECT_EQ(first.line(), "Hello from the server!\n");
+}
+
+TEST(Hardening, ShedConnectionsReadErrBusyInsteadOfAReset) {
+  // Regression: out of descriptors, the ERR busy close was abrupt: clients that had sent 1 MB
+  // got EPIPE/RST instead of reading ERR busy.
+  Tcpd srv({"--quiet", "--idle-timeout-ms", "60000"}, 40);
+  std::vector<Client> held = exhaust_descriptors(srv.port, 40);
+  int busy = 0;
+  for (int i = 0; i < 10; ++i) {
+    Client c = Client::connect(srv.port);
+    ASSERT_TRUE(c.valid());
+    std::atomic<bool> sent{false};
+    std::thread writer([&] { sent = c.send(std::string(1 << 20, 'x'), 10s); });
+    auto reply = c.line(10s);
+    writer.join();
+    EXPECT_TRUE(sent.load()) << "client " << i << " could not send its megabyte";
+    EXPECT_EQ(reply, "ERR busy\n") << "client " << i;
+    busy += reply == "ERR busy\n" ? 1 : 0;
+  }
+  EXPECT_EQ(busy, 10);
+}
+
+TEST(Hardening, NonReaderCutAtTheDrainDeadlineCountsAsShutdown) {
+  // Regression: counted io_timeout, where the README says shutdown.
+  auto cfg = test_config();
+  cfg.mode = tcpd::Mode::echo;
+  cfg.io_timeout = 60s;
+  cfg.drain_timeout = 300ms;
+  InProcessServer srv(cfg);
+  Client c = Client::connect(srv.port());
+  int small = 4096;
+  ::setsockopt(c.fd(), SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
+  const std::string req(60000, 'x');
+  // Until the server stops reading: it is blocked writing replies nobody reads.
+  for (int i = 0; i < 2000 && c.send(req + "\n", 300ms); ++i) {
+  }
+  srv.stop();
+  auto st = srv.server().stats();
+  EXPECT_EQ(st.of(Outcome::shutdown), 1u);
+  EXPECT_EQ(st.of(Outcome::io_timeout), 0u);
+}
+
+TEST(Hardening, MemoryFreedAfterBurstsGoesBackToTheSystem) {
+  // Regression: after bursts of keep-alive clients the resident size stayed near the peak
+  // (14 -> 44 MB while 160 KB of heap was live): glibc kept the freed heap, and sessions
+  // waiting in the queue each kept a request buffer.
+  if (kSanitized) GTEST_SKIP() << "sanitizer allocators keep their own quarantine";
+  Tcpd srv({"--quiet", "--workers", "8", "--mode", "echo"});
+  Client warm = Client::connect(srv.port);
+  ASSERT_TRUE(warm.send("x\n"));
+  ASSERT_TRUE(warm.line());
+  const long base = proc_status_kib(srv.proc->pid(), "VmRSS");
+  const std::string big(30000, 'm');  // grows each session's request buffer
+  std::vector<Client> stay;  // a few stay connected, as in real traffic: the heap fragments
+  for (int burst = 0; burst < 3; ++burst) {
+    std::vector<Client> clients;
+    for (int i = 0; i < 1000; ++i) {
+      clients.push_back(Client::connect(srv.port));
+      ASSERT_TRUE(clients.back().send(big + "\n"));
+    }
+    for (auto& c : clients) ASSERT_EQ(c.line(10s), big + "\n");
+    for (std::size_t i = 0; i < clients.size(); i += 50) stay.push_back(std::move(clients[i]));
+  }
+  const long peak = proc_status_kib(srv.proc->pid(), "VmHWM");
+  // Quiet now, with 60 sessions still open: the rest of the memory goes back.
+  bool returned =
+      eventually([&] { return proc_status_kib(srv.proc->pid(), "VmRSS") < base + 3 * 1024; }, 10s);
+  EXPECT_TRUE(returned) << "RSS " << proc_status_kib(srv.proc->pid(), "VmRSS")
+                        << " KiB after a peak of " << peak << " KiB; " << base
+                        << " KiB before the bursts";
+}
+
+TEST(Hardening, SessionsWaitingInTheQueueHoldNoRequestBuffer) {
+  // Regression: a session answered and sent to the queue's tail (its time slice over) kept its
+  // 16 KiB request buffer while it waited, so queued sessions cost a buffer each.
+  if (kSanitized) GTEST_SKIP() << "sanitizer allocators keep their own quarantine";
+  Tcpd srv({"--quiet", "--workers", "1", "--queue", "4096"});
+  Client warm = Client::connect(srv.port);
+  ASSERT_TRUE(warm.send("x\n"));
+  ASSERT_TRUE(warm.line());
+  const long before = proc_status_kib(srv.proc->pid(), "VmHWM");
+  std::vector<Client> clients;
+  for (int i = 0; i < 2000; ++i) {
+    clients.push_back(Client::connect(srv.port));
+    ASSERT_TRUE(clients.back().send("a\n"));
+  }
+  // Every session is answered once and then waits in the queue behind the others.
+  for (auto& c : clients) ASSERT_EQ(c.line(10s), "Hello from the server!\n");
+  for (auto& c : clients) ASSERT_TRUE(c.send("b\n"));
+  for (auto& c : clients) ASSERT_EQ(c.line(10s), "Hello from the server!\n");
+  const long grown = proc_status_kib(srv.proc->pid(), "VmHWM") - before;
+  EXPECT_LT(grown, 4 * 1024) << "peak RSS grew by " << grown << " KiB for 2,000 sessions";
 }
