@@ -8,8 +8,10 @@
 #include <sys/time.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <cerrno>
+#include <cstring>
 #include <memory>
 #include <system_error>
 
@@ -24,13 +26,16 @@ std::string bracket(const std::string& host) {
   return host.find(':') != std::string::npos ? "[" + host + "]" : host;
 }
 
-Fd bind_listen(int family, const sockaddr* sa, socklen_t len, int backlog,
-               const std::string& name) {
+Fd bind_listen(int family, const sockaddr* sa, socklen_t len, int backlog, const std::string& name,
+               bool reuseport) {
   Fd fd(::socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0));
   if (!fd) throw sys_error(errno, "cannot create a socket for " + name);
   int one = 1;
   // Lets a restarted server bind while old connections sit in TIME_WAIT.
   ::setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  if (reuseport && ::setsockopt(fd.get(), SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0) {
+    throw sys_error(errno, "cannot set SO_REUSEPORT on " + name);
+  }
   if (family == AF_INET6) {
     // Dual-stack only for the wildcard; an explicit IPv6 address stays IPv6-only as given.
     const auto* a6 = reinterpret_cast<const sockaddr_in6*>(sa);
@@ -82,7 +87,7 @@ IoStatus classify(int err) {
 
 }  // namespace
 
-Fd listen_tcp(const std::string& address, uint16_t port, int backlog) {
+Fd listen_tcp(const std::string& address, uint16_t port, int backlog, bool reuseport) {
   if (address.empty()) {
     sockaddr_in6 a6{};
     a6.sin6_family = AF_INET6;
@@ -93,7 +98,7 @@ Fd listen_tcp(const std::string& address, uint16_t port, int backlog) {
       probe.reset();
       try {
         return bind_listen(AF_INET6, reinterpret_cast<sockaddr*>(&a6), sizeof a6, backlog,
-                           "[::]:" + std::to_string(port));
+                           "[::]:" + std::to_string(port), reuseport);
       } catch (const std::system_error& e) {
         // Kernels booted with ipv6.disable=1 refuse the bind rather than the socket.
         if (e.code().value() != EADDRNOTAVAIL && e.code().value() != EAFNOSUPPORT) throw;
@@ -104,7 +109,7 @@ Fd listen_tcp(const std::string& address, uint16_t port, int backlog) {
     a4.sin_addr.s_addr = htonl(INADDR_ANY);
     a4.sin_port = htons(port);
     return bind_listen(AF_INET, reinterpret_cast<sockaddr*>(&a4), sizeof a4, backlog,
-                       "0.0.0.0:" + std::to_string(port));
+                       "0.0.0.0:" + std::to_string(port), reuseport);
   }
 
   const std::string name = bracket(address) + ":" + std::to_string(port);
@@ -116,7 +121,7 @@ Fd listen_tcp(const std::string& address, uint16_t port, int backlog) {
   std::system_error last = sys_error(EADDRNOTAVAIL, "cannot bind to " + name);
   for (addrinfo* ai = res.get(); ai != nullptr; ai = ai->ai_next) {
     try {
-      return bind_listen(ai->ai_family, ai->ai_addr, ai->ai_addrlen, backlog, name);
+      return bind_listen(ai->ai_family, ai->ai_addr, ai->ai_addrlen, backlog, name, reuseport);
     } catch (const std::system_error& e) {
       last = e;
     }
@@ -153,6 +158,21 @@ std::string format_address(const sockaddr* sa, socklen_t len) {
   out += ':';
   out += std::to_string(port);
   return out;
+}
+
+void PeerAddress::set(const sockaddr* sa, socklen_t len) {
+  addr = {};
+  std::memcpy(&addr, sa, std::min<std::size_t>(len, sizeof addr));
+}
+
+std::string PeerAddress::str() const {
+  if (addr.sa.sa_family == AF_INET) {
+    return format_address(&addr.sa, static_cast<socklen_t>(sizeof addr.v4));
+  }
+  if (addr.sa.sa_family == AF_INET6) {
+    return format_address(&addr.sa, static_cast<socklen_t>(sizeof addr.v6));
+  }
+  return "?";
 }
 
 std::string local_address(int fd) {

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <netinet/in.h>
 #include <sys/socket.h>
 
 #include <cstddef>
@@ -14,7 +15,20 @@ namespace tcpd {
 
 // Binds and listens. An empty `address` means every interface: IPv6 dual-stack ("::") where the
 // host has IPv6, else 0.0.0.0. Throws std::system_error naming the address on failure.
-Fd listen_tcp(const std::string& address, uint16_t port, int backlog);
+// `reuseport` sets SO_REUSEPORT, so that several processes can share the port.
+Fd listen_tcp(const std::string& address, uint16_t port, int backlog, bool reuseport = false);
+
+// A peer's address, kept per connection so that a log line can name the peer after it has gone
+// (getpeername() fails then). 28 bytes: an IPv6 address at most.
+struct PeerAddress {
+  union {
+    sockaddr sa;
+    sockaddr_in v4;
+    sockaddr_in6 v6;
+  } addr{};
+  void set(const sockaddr* sa, socklen_t len);
+  [[nodiscard]] std::string str() const;  // "127.0.0.1:5555", "[::1]:5555", "?"
+};
 
 // "127.0.0.1:80", "[::1]:80"; "?" when the address cannot be read.
 std::string format_address(const sockaddr* sa, socklen_t len);

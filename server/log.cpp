@@ -6,12 +6,15 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <time.h>
+
 #include <atomic>
 #include <cerrno>
 #include <chrono>
 #include <condition_variable>
 #include <mutex>
 #include <string>
+#include <system_error>
 
 namespace tcpd {
 namespace {
@@ -39,6 +42,79 @@ struct LogState {
 LogState& state() {
   static auto* s = new LogState;
   return *s;
+}
+
+struct LogConfig {
+  std::atomic<LogFormat> format{LogFormat::text};
+  std::atomic<LogLevel> level{LogLevel::info};
+  std::string name;  // written once in main before any other thread exists
+};
+
+LogConfig& config() {
+  static auto* c = new LogConfig;
+  return *c;
+}
+
+// "2026-11-28T14:07:00.123Z". The seconds part is formatted once a second per thread.
+void append_timestamp(fmt::memory_buffer& out) {
+  thread_local time_t cached_sec = -1;
+  thread_local char cached[24];
+  const auto now = std::chrono::system_clock::now();
+  const auto since = now.time_since_epoch();
+  const time_t sec =
+      static_cast<time_t>(std::chrono::duration_cast<std::chrono::seconds>(since).count());
+  const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(since).count() % 1000;
+  if (sec != cached_sec) {
+    tm t{};
+    ::gmtime_r(&sec, &t);
+    ::strftime(cached, sizeof cached, "%Y-%m-%dT%H:%M:%S", &t);
+    cached_sec = sec;
+  }
+  fmt::format_to(std::back_inserter(out), "{}.{:03}Z", cached, ms);
+}
+
+void append_json_string(fmt::memory_buffer& out, std::string_view s) {
+  out.push_back('"');
+  for (unsigned char c : s) {
+    switch (c) {
+      case '"': fmt::format_to(std::back_inserter(out), "\\\""); break;
+      case '\\': fmt::format_to(std::back_inserter(out), "\\\\"); break;
+      case '\n': fmt::format_to(std::back_inserter(out), "\\n"); break;
+      default:
+        if (c < 0x20) {
+          fmt::format_to(std::back_inserter(out), "\\u{:04x}", c);
+        } else {
+          out.push_back(static_cast<char>(c));
+        }
+    }
+  }
+  out.push_back('"');
+}
+
+// Everything before the message: the timestamp, the level, and who is speaking.
+void begin_line(fmt::memory_buffer& out, LogLevel level) {
+  const LogConfig& cfg = config();
+  if (cfg.format.load(std::memory_order_relaxed) == LogFormat::json) {
+    fmt::format_to(std::back_inserter(out), "{{\"ts\":\"");
+    append_timestamp(out);
+    fmt::format_to(std::back_inserter(out), "\",\"level\":\"{}\"", level_name(level));
+    if (!cfg.name.empty()) {
+      fmt::format_to(std::back_inserter(out), ",\"instance\":");
+      append_json_string(out, cfg.name);
+    }
+    return;
+  }
+  append_timestamp(out);
+  fmt::format_to(std::back_inserter(out), " {} ", level_name(level));
+  if (cfg.name.empty()) {
+    fmt::format_to(std::back_inserter(out), "tcpd: ");
+  } else {
+    fmt::format_to(std::back_inserter(out), "tcpd[{}]: ", cfg.name);
+  }
+}
+
+bool json() {
+  return config().format.load(std::memory_order_relaxed) == LogFormat::json;
 }
 
 void write_direct(std::string_view line) {
@@ -98,8 +174,19 @@ void run_writer(LogState& st) {
     // Say once that lines were lost, as soon as the sink takes lines again.
     const uint64_t dropped = st.dropped.load(std::memory_order_relaxed);
     if (dropped > reported) {
-      batch.insert(0, fmt::format("tcpd: log: {} lines dropped: the log sink was not keeping up\n",
-                                  dropped - reported));
+      fmt::memory_buffer note;
+      begin_line(note, LogLevel::warn);
+      const auto text =
+          fmt::format("log: {} lines dropped: the log sink was not keeping up", dropped - reported);
+      if (json()) {
+        fmt::format_to(std::back_inserter(note), ",\"msg\":");
+        append_json_string(note, text);
+        note.push_back('}');
+      } else {
+        note.append(text.data(), text.data() + text.size());
+      }
+      note.push_back('\n');
+      batch.insert(0, note.data(), note.size());
       reported = dropped;
     }
     if (!write_out(st, socket, batch)) {
@@ -116,6 +203,70 @@ void run_writer(LogState& st) {
 }
 
 }  // namespace
+
+void log_configure(LogFormat format, LogLevel level, std::string_view name) {
+  LogConfig& cfg = config();
+  cfg.format.store(format, std::memory_order_relaxed);
+  cfg.level.store(level, std::memory_order_relaxed);
+  cfg.name = std::string(name);
+}
+
+bool log_enabled(LogLevel level) noexcept {
+  return level <= config().level.load(std::memory_order_relaxed);
+}
+
+std::string_view level_name(LogLevel level) {
+  switch (level) {
+    case LogLevel::error: return "error";
+    case LogLevel::warn: return "warn";
+    case LogLevel::info: return "info";
+    case LogLevel::debug: return "debug";
+  }
+  return "?";
+}
+
+void log_message(LogLevel level, std::string_view msg) noexcept {
+  try {
+    fmt::memory_buffer buf;
+    begin_line(buf, level);
+    if (json()) {
+      fmt::format_to(std::back_inserter(buf), ",\"msg\":");
+      append_json_string(buf, msg);
+      buf.push_back('}');
+    } else {
+      buf.append(msg.data(), msg.data() + msg.size());
+    }
+    buf.push_back('\n');
+    log_submit({buf.data(), buf.size()});
+  } catch (...) {
+    log_submit({});
+  }
+}
+
+void log_connection(const ConnectionLog& c) noexcept {
+  if (!log_enabled(LogLevel::info)) return;
+  try {
+    fmt::memory_buffer buf;
+    begin_line(buf, LogLevel::info);
+    if (json()) {
+      fmt::format_to(std::back_inserter(buf), ",\"msg\":\"connection closed\",\"peer\":");
+      append_json_string(buf, c.peer);
+      fmt::format_to(std::back_inserter(buf),
+                     ",\"outcome\":\"{}\",\"requests\":{},\"bytes_in\":{},\"bytes_out\":{},"
+                     "\"duration_ms\":{:.3f}}}",
+                     c.outcome, c.requests, c.bytes_in, c.bytes_out, c.duration_ms);
+    } else {
+      fmt::format_to(std::back_inserter(buf),
+                     "{} closed: {} ({} {}, {} bytes in, {} out, {:.1f} ms)", c.peer, c.outcome,
+                     c.requests, c.requests == 1 ? "reply" : "replies", c.bytes_in, c.bytes_out,
+                     c.duration_ms);
+    }
+    buf.push_back('\n');
+    log_submit({buf.data(), buf.size()});
+  } catch (...) {
+    log_submit({});
+  }
+}
 
 void log_submit(std::string_view line) noexcept {
   LogState& st = state();

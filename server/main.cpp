@@ -4,31 +4,60 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <memory>
 #include <optional>
 #include <system_error>
 
 #include "log.hpp"
+#include "metrics_http.hpp"
 #include "server.hpp"
 #include "signals.hpp"
+#include "systemd.hpp"
 #include "tcpd_cli.hpp"
 
 namespace {
 
-int serve(const tcpd::ServerConfig& config) {
+std::string status_line(const tcpd::Server& server) {
+  const auto s = server.stats();
+  return fmt::format("STATUS=open={} accepted={} requests={} parked={}", s.open(), s.accepted,
+                     s.requests, server.parked());
+}
+
+int serve(tcpd::ServerConfig config) {
+  const tcpd::Notifier notify;
+  config.listen_fd = tcpd::inherited_listener();
+  if (config.listen_fd >= 0 && config.address_given) {
+    tcpd::log_at(tcpd::LogLevel::warn,
+                 "socket activation: serving the inherited socket; --bind/--port are ignored");
+  }
   tcpd::Server server(config);
+  std::unique_ptr<tcpd::MetricsServer> metrics;
+  if (!config.metrics.empty()) {
+    metrics = std::make_unique<tcpd::MetricsServer>(
+        config.metrics, [&server] { return render_metrics(server.stats(), server.gauges()); });
+  }
   // Every thread runs before the server is announced: a pool that cannot be completed is an
   // error here, not a server that listens and answers nobody.
   server.start();
-  tcpd::SignalThread signals([&server] { server.stop(); },
-                             [&server] {
-                               tcpd::log_line("stats {} log_dropped={}", server.stats().format(),
-                                              tcpd::log_dropped());
-                             });
+  if (metrics) metrics->start();
+  tcpd::SignalThread signals(
+      [&server, &notify] {
+        notify.send("STOPPING=1");
+        server.stop();
+      },
+      [&server] {
+        tcpd::log_always("stats {} log_dropped={}", server.stats().format(), tcpd::log_dropped());
+      },
+      notify.enabled() ? std::function<void()>([&] { notify.send(status_line(server)); })
+                       : std::function<void()>());
   // Scripts read the port from this line, so it goes out before anything can block.
   fmt::print("listening on {}\n", server.address());
   std::fflush(stdout);
+  if (metrics)
+    tcpd::log_at(tcpd::LogLevel::info, "metrics on http://{}/metrics", metrics->address());
+  notify.send("READY=1\n" + status_line(server));
   server.run();
-  tcpd::log_line("summary {} log_dropped={}", server.stats().format(), tcpd::log_dropped());
+  tcpd::log_always("summary {} log_dropped={}", server.stats().format(), tcpd::log_dropped());
   return 0;
 }
 
@@ -43,6 +72,8 @@ int main(int argc, char* argv[]) {
   // glibc gives each thread that allocates its own arena; with a fixed pool that only costs
   // resident memory, since workers allocate little and rarely contend.
   mallopt(M_ARENA_MAX, 2);
+  const auto& config = std::get<tcpd::ServerConfig>(parsed);
+  tcpd::log_configure(config.log_format, config.log_level, config.name);
   // Outlives everything that logs, and ends with a bounded flush even if stderr is blocked.
   std::optional<tcpd::LogWriter> log;
   try {
@@ -50,10 +81,10 @@ int main(int argc, char* argv[]) {
     // thread takes them.
     tcpd::block_server_signals();
     log.emplace(STDERR_FILENO);
-    return serve(std::get<tcpd::ServerConfig>(parsed));
+    return serve(config);
   } catch (const std::exception& e) {
     // Setup failures are std::system_error naming the address or resource and the errno text.
-    tcpd::log_line("{}", e.what());
+    tcpd::log_at(tcpd::LogLevel::error, "{}", e.what());
     return 1;
   }
 }

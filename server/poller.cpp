@@ -170,7 +170,7 @@ bool Poller::run_once(std::array<epoll_event, 128>& events, bool& active) {
   int n = ::epoll_wait(epoll_.get(), events.data(), static_cast<int>(events.size()), timeout);
   active = n > 0;
   if (n < 0) {
-    if (errno != EINTR) log_line("poller: epoll_wait: {}", std::strerror(errno));
+    if (errno != EINTR) log_at(LogLevel::error, "poller: epoll_wait: {}", std::strerror(errno));
     return true;
   }
   {
@@ -195,7 +195,11 @@ bool Poller::run_once(std::array<epoll_event, 128>& events, bool& active) {
     }
     expire(Clock::now(), timed_out_);
   }
-  for (auto& s : ready_) queue_.push(s);
+  const auto now = Clock::now();
+  for (auto& s : ready_) {
+    s.queued = now;
+    queue_.push(s);
+  }
   ready_.clear();
   for (auto& s : timed_out_) finish(s, Outcome::idle_timeout, env_);
   timed_out_.clear();  // closes them
@@ -211,7 +215,7 @@ void Poller::run() {
     } catch (const std::exception& e) {
       // Out of memory for a moment: the sessions involved close as their Fd unwinds; the
       // poller goes on.
-      log_line("poller: {}", e.what());
+      log_at(LogLevel::error, "poller: {}", e.what());
       ready_.clear();
       timed_out_.clear();
       std::this_thread::sleep_for(Millis{10});
@@ -229,6 +233,7 @@ void Poller::run() {
       auto it = entries_.find(fd);
       if (it == entries_.end() || !it->second.session) continue;
       Entry e = take(fd);
+      e.session->queued = Clock::now();
       queue_.push(*e.session);
       ++taken;
     }

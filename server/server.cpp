@@ -44,8 +44,11 @@ Fd open_spare() {
 // The listener is non-blocking: the acceptor sleeps in poll() on it and on its wake-up eventfd,
 // so that stopping never needs shutdown() on the listening socket. That would reset every
 // connection still in the kernel's accept queue, and break a socket a parent still holds.
+// An inherited listener (socket activation) is used as it is; its owner keeps a copy, so tcpd
+// must never shut it down, only close its own descriptor.
 Fd make_listener(const ServerConfig& cfg) {
-  Fd fd = listen_tcp(cfg.bind, cfg.port, SOMAXCONN);
+  Fd fd = cfg.listen_fd >= 0 ? Fd(cfg.listen_fd)
+                             : listen_tcp(cfg.bind, cfg.port, SOMAXCONN, cfg.reuseport);
   const int flags = ::fcntl(fd.get(), F_GETFL);
   if (flags < 0 || ::fcntl(fd.get(), F_SETFL, flags | O_NONBLOCK) != 0) {
     throw std::system_error(errno, std::generic_category(), "fcntl on the listener");
@@ -58,6 +61,7 @@ enum class Accept { accepted, empty, retry, out_of_fds };
 struct Accepted {
   Accept status;
   Fd fd;
+  PeerAddress peer;
 };
 
 }  // namespace
@@ -69,6 +73,7 @@ struct Server::Impl {
         address(local_address(listener.get())),
         port(local_port(listener.get())),
         accept_wake(make_eventfd()),
+        stats(config.workers),
         waker(config.workers),
         queue(config.queue, [this] { on_backlog(); }),
         stop_fd(make_eventfd()),
@@ -87,8 +92,9 @@ struct Server::Impl {
   void accept_loop();
   Accepted accept_next();
   void wait_for_connections();
-  void admit(Fd fd);
-  void reject(Fd fd, Outcome why);
+  Session new_session(Accepted& a);
+  void admit(Accepted a);
+  void reject(Session& s, Outcome why);
   void shed();
   void work(unsigned index);
   void serve_one(Session& s, std::string& scratch, unsigned index);
@@ -138,6 +144,17 @@ StatsSnapshot Server::stats() const {
 std::size_t Server::parked() const {
   return impl_->poller.parked();
 }
+Gauges Server::gauges() const {
+  Gauges g;
+  g.parked = impl_->poller.parked();
+  g.queue_depth = impl_->queue.size();
+  g.queue_capacity = impl_->config.queue;
+  g.workers = impl_->config.workers;
+  const std::size_t idle = impl_->queue.idle_workers();
+  g.workers_busy = impl_->started && idle < g.workers ? g.workers - idle : 0;
+  g.log_dropped = log_dropped();
+  return g;
+}
 void Server::start() {
   impl_->start();
 }
@@ -178,11 +195,17 @@ void Server::Impl::run() {
 }
 
 Accepted Server::Impl::accept_next() {
-  int raw = ::accept4(listener.get(), nullptr, nullptr, SOCK_CLOEXEC);
-  if (raw >= 0) return {Accept::accepted, Fd(raw)};
+  sockaddr_storage ss{};
+  socklen_t len = sizeof ss;
+  int raw = ::accept4(listener.get(), reinterpret_cast<sockaddr*>(&ss), &len, SOCK_CLOEXEC);
+  if (raw >= 0) {
+    Accepted a{Accept::accepted, Fd(raw), {}};
+    a.peer.set(reinterpret_cast<sockaddr*>(&ss), len);
+    return a;
+  }
   const int err = errno;
   switch (err) {
-    case EAGAIN: return {Accept::empty, {}};
+    case EAGAIN: return {Accept::empty, {}, {}};
     case EINTR:
     case ECONNABORTED:  // the client gave up before we got to it
     case EPROTO:
@@ -193,14 +216,14 @@ Accepted Server::Impl::accept_next() {
     case ENONET:
     case EHOSTUNREACH:
     case EOPNOTSUPP:
-    case ENETUNREACH: return {Accept::retry, {}};
+    case ENETUNREACH: return {Accept::retry, {}, {}};
     case EMFILE:
-    case ENFILE: return {Accept::out_of_fds, {}};
+    case ENFILE: return {Accept::out_of_fds, {}, {}};
     case ENOBUFS:
     case ENOMEM:
       // Kernel memory pressure: back off briefly rather than spin.
       std::this_thread::sleep_for(Millis{10});
-      return {Accept::retry, {}};
+      return {Accept::retry, {}, {}};
     default: throw std::system_error(err, std::generic_category(), "accept on " + address);
   }
 }
@@ -220,7 +243,7 @@ void Server::Impl::accept_loop() {
     if (!spare) spare = open_spare();
     Accepted a = accept_next();
     switch (a.status) {
-      case Accept::accepted: admit(std::move(a.fd)); break;
+      case Accept::accepted: admit(std::move(a)); break;
       case Accept::empty: wait_for_connections(); break;
       case Accept::out_of_fds: shed(); break;
       case Accept::retry: break;
@@ -228,25 +251,35 @@ void Server::Impl::accept_loop() {
   }
 }
 
-void Server::Impl::admit(Fd fd) {
+Session Server::Impl::new_session(Accepted& a) {
+  const auto now = Clock::now();
+  Session s(std::move(a.fd), config.max_message, now, config.idle_timeout);
+  s.peer = a.peer;
+  s.queued = now;
+  s.recv_timeout_set = inherited_rcvtimeo;
+  return s;
+}
+
+void Server::Impl::admit(Accepted a) {
   stats.accepted();
   try {
-    Session s(std::move(fd), config.max_message, Clock::now(), config.idle_timeout);
-    s.recv_timeout_set = inherited_rcvtimeo;
-    if (!queue.try_push(s)) reject(std::move(s.fd), Outcome::busy);
+    Session s = new_session(a);
+    if (!queue.try_push(s)) reject(s, Outcome::busy);
   } catch (const std::bad_alloc&) {
-    stats.ended(Outcome::error);  // `fd` (now in the session) closes as it unwinds
+    stats.ended(Outcome::error);  // the descriptor closes as it unwinds
   }
 }
 
-void Server::Impl::reject(Fd fd, Outcome why) {
+void Server::Impl::reject(Session& s, Outcome why) {
   // The socket is fresh: its send buffer is empty, so this never blocks.
-  send_now(fd.get(), kErrBusy);
-  stats.ended(why);
-  log_outcome(fd.get(), why, 0, config.quiet);
+  if (send_now(s.fd.get(), kErrBusy)) {
+    s.bytes_out = kErrBusy.size();
+    stats.sent(kErrBusy.size());
+  }
+  finish(s, why, env);
   // Read what the client sends until it leaves: closing with its bytes unread would reset the
   // connection and could destroy "ERR busy" before the client reads it.
-  poller.linger(std::move(fd), kRejectQuiet);
+  poller.linger(std::move(s.fd), kRejectQuiet);
 }
 
 // accept() failed with EMFILE/ENFILE. The spare descriptor, closed for a moment, lets one
@@ -257,7 +290,7 @@ void Server::Impl::shed() {
   const auto now = Clock::now();
   if (now - last_fd_warning > std::chrono::seconds(1)) {
     last_fd_warning = now;
-    log_line("out of file descriptors; turning new connections away with ERR busy");
+    log_at(LogLevel::warn, "out of file descriptors; turning new connections away with ERR busy");
   }
   if (!spare) spare = open_spare();
   if (!spare) {
@@ -271,11 +304,12 @@ void Server::Impl::shed() {
   spare = open_spare();
   if (a.status != Accept::accepted) return;
   if (spare) {
-    admit(std::move(a.fd));
+    admit(std::move(a));
     return;
   }
   stats.accepted();
-  reject(std::move(a.fd), Outcome::shed);
+  Session s = new_session(a);
+  reject(s, Outcome::shed);
 }
 
 void Server::Impl::serve_one(Session& s, std::string& scratch, unsigned index) {
@@ -284,6 +318,7 @@ void Server::Impl::serve_one(Session& s, std::string& scratch, unsigned index) {
     case Verdict::Kind::requeue:
       // Waiting in the queue, a session with nothing pending holds no buffer.
       s.framer.release_if_empty();
+      s.queued = Clock::now();
       queue.push(s);
       break;
     case Verdict::Kind::park:
@@ -298,14 +333,16 @@ void Server::Impl::serve_one(Session& s, std::string& scratch, unsigned index) {
 
 void Server::Impl::work(unsigned index) {
   waker.attach(index);
+  stats.bind_thread(index);
   std::string scratch;
   while (auto item = queue.pop()) {
+    stats.queue_waited(Clock::now() - item->queued);
     try {
       serve_one(*item, scratch, index);
     } catch (const std::exception& e) {
       // Out of memory (or any other failure) ends this connection, never the process.
       if (item->fd) {
-        log_line("{}: {}; closing the connection", peer_address(item->fd.get()), e.what());
+        log_at(LogLevel::error, "{}: {}; closing the connection", item->peer.str(), e.what());
         finish(*item, Outcome::error, env);
       } else {
         stats.ended(Outcome::error);  // lost while being handed on
@@ -326,8 +363,7 @@ void Server::Impl::accept_backlog() {
     if (a.status == Accept::empty || a.status == Accept::out_of_fds) break;
     if (a.status != Accept::accepted) continue;
     stats.accepted();
-    Session s(std::move(a.fd), config.max_message, Clock::now(), config.idle_timeout);
-    s.recv_timeout_set = inherited_rcvtimeo;
+    Session s = new_session(a);
     queue.push(s);  // always taken: the drain serves it, bounded by the listen backlog
   }
   listener.reset();
@@ -344,7 +380,7 @@ void Server::Impl::drain() {
   try {
     accept_backlog();
   } catch (const std::exception& e) {
-    log_line("drain: {}", e.what());
+    log_at(LogLevel::error, "drain: {}", e.what());
     listener.reset();
   }
   stop_threads();

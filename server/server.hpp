@@ -6,6 +6,7 @@
 #include <string>
 
 #include "fd.hpp"
+#include "metrics.hpp"
 #include "server_config.hpp"
 #include "stats.hpp"
 
@@ -38,6 +39,7 @@ class Server {
 
   [[nodiscard]] StatsSnapshot stats() const;
   [[nodiscard]] std::size_t parked() const;  // idle sessions held by the poller now
+  [[nodiscard]] Gauges gauges() const;
 
  private:
   struct Impl;

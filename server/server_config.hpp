@@ -5,6 +5,7 @@
 #include <string>
 
 #include "clock.hpp"
+#include "log.hpp"
 
 namespace tcpd {
 
@@ -22,7 +23,14 @@ struct ServerConfig {
   Millis idle_timeout{10000};
   Millis io_timeout{5000};
   Millis drain_timeout{5000};
-  bool quiet = false;
+  LogLevel log_level = LogLevel::info;  // per-connection lines are info
+  LogFormat log_format = LogFormat::text;
+  std::string name;            // --name: tells instances apart in logs and metrics
+  std::string metrics;         // --metrics ADDR:PORT; empty: off
+  bool reuseport = false;      // --reuseport: SO_REUSEPORT, several processes share the port
+  bool address_given = false;  // --bind or --port was on the command line
+  // A listening socket inherited from systemd (socket activation); -1: bind `bind`:`port`.
+  int listen_fd = -1;
 };
 
 }  // namespace tcpd

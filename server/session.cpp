@@ -74,9 +74,24 @@ IoResult write_out(Session& s, std::string_view out, const SessionEnv& env) {
   for (;;) {
     const auto deadline = capped(Clock::now() + env.config.io_timeout, env);
     IoResult r = write_all(s.fd.get(), out, deadline, stop_wake(env));
+    s.bytes_out += r.bytes;
+    env.stats.sent(r.bytes);
     if (r.status != IoStatus::woken) return r;
     out.remove_prefix(r.bytes);
   }
+}
+
+// A new request's first bytes have just arrived.
+void request_begins(Session& s, const SessionEnv& env) {
+  s.request_started = s.last_byte;
+  s.request_deadline = s.last_byte + env.config.io_timeout;
+}
+
+void count_received(Session& s, std::size_t n, const SessionEnv& env) {
+  s.framer.commit(n);
+  s.bytes_in += n;
+  env.stats.received(n);
+  s.last_byte = Clock::now();
 }
 
 // The one-shot reply: no newline, then a graceful close. Written from where it is: an echoed
@@ -89,7 +104,7 @@ Verdict answer_seed(Session& s, const SessionEnv& env) {
   s.framer.clear();
   if (r.status != IoStatus::ok) return close_with(outcome_of(r.status, env));
   ++s.replies;
-  env.stats.replies(1);
+  env.stats.replies(1, s.request_started, Clock::now());
   return close_with(Outcome::served, true);
 }
 
@@ -106,11 +121,8 @@ IoResult receive(Session& s, Clock::time_point deadline, int wake_fd, const Sess
   char* dst = s.framer.prepare(kReadChunk);
   IoResult r = read_some(s.fd.get(), dst, kReadChunk, deadline, wake_fd);
   if (r.status == IoStatus::ok) {
-    s.framer.commit(r.bytes);
-    s.last_byte = Clock::now();
-    if (s.request_deadline == Clock::time_point::max()) {
-      s.request_deadline = s.last_byte + env.config.io_timeout;
-    }
+    count_received(s, r.bytes, env);
+    if (s.request_deadline == Clock::time_point::max()) request_begins(s, env);
   }
   return r;
 }
@@ -135,9 +147,8 @@ IoResult blocking_idle_wait(Session& s, const SessionEnv& env, unsigned worker) 
   const int err = errno;
   env.waker.end_wait(worker);
   if (n > 0) {
-    s.framer.commit(static_cast<std::size_t>(n));
-    s.last_byte = Clock::now();
-    s.request_deadline = s.last_byte + env.config.io_timeout;
+    count_received(s, static_cast<std::size_t>(n), env);
+    request_begins(s, env);
     return {IoStatus::ok, static_cast<std::size_t>(n)};
   }
   if (n == 0) return {IoStatus::closed};
@@ -148,15 +159,12 @@ IoResult blocking_idle_wait(Session& s, const SessionEnv& env, unsigned worker) 
 
 }  // namespace
 
-void log_outcome(int fd, Outcome outcome, uint64_t replies, bool quiet) {
-  if (quiet) return;
-  log_line("{} closed: {} ({} {})", peer_address(fd), outcome_name(outcome), replies,
-           replies == 1 ? "reply" : "replies");
-}
-
 void finish(const Session& s, Outcome outcome, const SessionEnv& env) {
   env.stats.ended(outcome);
-  log_outcome(s.fd.get(), outcome, s.replies, env.config.quiet);
+  if (env.config.log_level < LogLevel::info) return;
+  const std::string peer = s.peer.str();
+  log_connection({peer, outcome_name(outcome), s.replies, s.bytes_in, s.bytes_out,
+                  std::chrono::duration<double, std::milli>(Clock::now() - s.accepted).count()});
 }
 
 namespace {
@@ -169,7 +177,7 @@ std::optional<Verdict> flush(Session& s, const SessionEnv& env, std::string& out
   out.clear();
   if (r.status != IoStatus::ok) return close_with(outcome_of(r.status, env));
   s.replies += replies;
-  env.stats.replies(replies);
+  env.stats.replies(replies, s.request_started, Clock::now());
   replies = 0;
   return std::nullopt;
 }
@@ -186,7 +194,7 @@ std::optional<Verdict> add_reply(Session& s, const SessionEnv& env, std::string&
     if (r.status == IoStatus::ok) r = write_out(s, "\n", env);
     if (r.status != IoStatus::ok) return close_with(outcome_of(r.status, env));
     ++s.replies;
-    env.stats.replies(1);
+    env.stats.replies(1, s.request_started, Clock::now());
     return std::nullopt;
   }
   out += reply;
@@ -226,7 +234,12 @@ std::optional<Verdict> answer_ready(Session& s, const SessionEnv& env, std::stri
   // Each request has its own whole-request deadline. The bytes left after the last newline
   // began the next request in the latest read; its clock starts no earlier than now, once the
   // requests before it are answered, so the server's own time never counts against it.
-  s.request_deadline = s.framer.empty() ? Clock::time_point::max() : now + cfg.io_timeout;
+  if (s.framer.empty()) {
+    s.request_deadline = Clock::time_point::max();
+  } else {
+    s.request_started = now;
+    s.request_deadline = now + cfg.io_timeout;
+  }
   return std::nullopt;
 }
 

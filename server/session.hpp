@@ -8,6 +8,7 @@
 #include "fd.hpp"
 #include "line_framer.hpp"
 #include "server_config.hpp"
+#include "socket.hpp"
 #include "stats.hpp"
 #include "waker.hpp"
 
@@ -40,13 +41,18 @@ struct Session {
 
   Fd fd;
   LineFramer framer;
+  PeerAddress peer;  // captured at accept
   Clock::time_point accepted;
-  Clock::time_point idle_deadline;  // closed if no request has begun by then
+  Clock::time_point queued{};           // when it last entered the work queue
+  Clock::time_point request_started{};  // first byte of the request under way
+  Clock::time_point idle_deadline;      // closed if no request has begun by then
   Clock::time_point request_deadline = Clock::time_point::max();  // the pending one must end by
   Clock::time_point last_byte{};
   bool line_client = false;       // has sent a newline: no more one-shot pause rule
   bool recv_timeout_set = false;  // SO_RCVTIMEO is the idle timeout (for the blocking wait)
   uint64_t replies = 0;
+  uint64_t bytes_in = 0;
+  uint64_t bytes_out = 0;
 };
 
 // What the worker does with a session once serve() returns.
@@ -77,8 +83,7 @@ Verdict serve(Session& s, const SessionEnv& env, std::string& scratch, unsigned 
 // The outcome of a session the drain closes between requests: served if it was answered.
 Outcome drained(const Session& s);
 
-// Counts the outcome and logs the connection's one line (unless quiet).
+// Counts the outcome and logs the connection's one info line.
 void finish(const Session& s, Outcome outcome, const SessionEnv& env);
-void log_outcome(int fd, Outcome outcome, uint64_t replies, bool quiet);
 
 }  // namespace tcpd

@@ -38,8 +38,9 @@ void block_server_signals() {
   }
 }
 
-SignalThread::SignalThread(std::function<void()> on_stop, std::function<void()> on_report)
-    : on_stop_(std::move(on_stop)), on_report_(std::move(on_report)) {
+SignalThread::SignalThread(std::function<void()> on_stop, std::function<void()> on_report,
+                           std::function<void()> on_tick)
+    : on_stop_(std::move(on_stop)), on_report_(std::move(on_report)), on_tick_(std::move(on_tick)) {
   sigset_t set = server_signals();
   signal_fd_ = Fd(::signalfd(-1, &set, SFD_CLOEXEC));
   quit_fd_ = Fd(::eventfd(0, EFD_CLOEXEC));
@@ -59,7 +60,12 @@ void SignalThread::run() {
   int stops = 0;
   for (;;) {
     std::array<pollfd, 2> p{{{signal_fd_.get(), POLLIN, 0}, {quit_fd_.get(), POLLIN, 0}}};
-    if (::poll(p.data(), p.size(), -1) < 0) continue;  // EINTR
+    const int rc = ::poll(p.data(), p.size(), on_tick_ ? 1000 : -1);
+    if (rc < 0) continue;  // EINTR
+    if (rc == 0) {
+      on_tick_();
+      continue;
+    }
     if (p[1].revents & POLLIN) return;
     signalfd_siginfo info{};
     if (::read(signal_fd_.get(), &info, sizeof info) != sizeof info) continue;
@@ -69,12 +75,14 @@ void SignalThread::run() {
     } else if (sig == SIGHUP) {
       // A terminal hang-up or a habitual "reload" must not kill a daemon; there is no
       // configuration file to read again.
-      log_line("SIGHUP: nothing to reload (tcpd has no configuration file); carrying on");
+      log_at(LogLevel::warn,
+             "SIGHUP: nothing to reload (tcpd has no configuration file); carrying on");
     } else if (++stops == 1) {
-      log_line("{}: stopping; draining (a second signal exits at once)", strsignal(sig));
+      log_at(LogLevel::warn, "{}: stopping; draining (a second signal exits at once)",
+             strsignal(sig));
       on_stop_();
     } else {
-      log_line("{} again: exiting now", strsignal(sig));
+      log_at(LogLevel::warn, "{} again: exiting now", strsignal(sig));
       ::_exit(128 + sig);
     }
   }

@@ -16,7 +16,9 @@ void block_server_signals();
 // SIGHUP is logged and otherwise ignored.
 class SignalThread {
  public:
-  SignalThread(std::function<void()> on_stop, std::function<void()> on_report);
+  // `on_tick`, when given, runs about once a second (systemd's STATUS= line).
+  SignalThread(std::function<void()> on_stop, std::function<void()> on_report,
+               std::function<void()> on_tick = {});
   ~SignalThread();
   SignalThread(const SignalThread&) = delete;
   SignalThread& operator=(const SignalThread&) = delete;
@@ -25,6 +27,7 @@ class SignalThread {
   void run();
   std::function<void()> on_stop_;
   std::function<void()> on_report_;
+  std::function<void()> on_tick_;
   Fd signal_fd_;
   Fd quit_fd_;
   std::thread thread_;

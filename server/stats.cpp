@@ -2,7 +2,18 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+
 namespace tcpd {
+namespace {
+
+struct Binding {
+  const Stats* owner = nullptr;
+  void* slot = nullptr;
+};
+thread_local Binding t_binding;
+
+}  // namespace
 
 std::string_view outcome_name(Outcome o) {
   switch (o) {
@@ -21,6 +32,24 @@ std::string_view outcome_name(Outcome o) {
   return "?";
 }
 
+void Histogram::observe(Clock::duration d, uint64_t n) {
+  const double s = std::chrono::duration<double>(d).count();
+  const auto at = std::lower_bound(kLatencyBounds.begin(), kLatencyBounds.end(), s);
+  buckets_[static_cast<std::size_t>(at - kLatencyBounds.begin())].fetch_add(
+      n, std::memory_order_relaxed);
+  const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(d).count();
+  sum_ns_.fetch_add(static_cast<uint64_t>(std::max<int64_t>(ns, 0)) * n, std::memory_order_relaxed);
+}
+
+void Histogram::add_to(HistogramSnapshot& out) const {
+  for (std::size_t i = 0; i < buckets_.size(); ++i) {
+    const uint64_t v = buckets_[i].load(std::memory_order_relaxed);
+    out.buckets[i] += v;
+    out.count += v;
+  }
+  out.sum_seconds += static_cast<double>(sum_ns_.load(std::memory_order_relaxed)) / 1e9;
+}
+
 uint64_t StatsSnapshot::ended() const {
   uint64_t sum = 0;
   for (auto v : outcomes) sum += v;
@@ -33,7 +62,25 @@ std::string StatsSnapshot::format() const {
   for (std::size_t i = 0; i < outcomes.size(); ++i) {
     out += fmt::format(" {}={}", outcome_name(static_cast<Outcome>(i)), outcomes[i]);
   }
+  out += fmt::format(" bytes_in={} bytes_out={}", bytes_in, bytes_out);
   return out;
+}
+
+Stats::Stats(unsigned slots) : count_(slots), slots_(std::make_unique<Slot[]>(slots + 1)) {}
+
+void Stats::bind_thread(unsigned index) {
+  t_binding = {this, &slots_[std::min(index, count_)]};
+}
+
+Stats::Slot& Stats::here() {
+  if (t_binding.owner == this) return *static_cast<Slot*>(t_binding.slot);
+  return slots_[count_];
+}
+
+void Stats::replies(uint64_t n, Clock::time_point started, Clock::time_point now) {
+  Slot& s = here();
+  add(s.requests, n);
+  s.request_duration.observe(now - started, n);
 }
 
 StatsSnapshot Stats::snapshot() const {
@@ -43,7 +90,14 @@ StatsSnapshot Stats::snapshot() const {
   for (std::size_t i = 0; i < s.outcomes.size(); ++i) {
     s.outcomes[i] = outcomes_[i].load(std::memory_order_acquire);
   }
-  s.requests = requests_.load(std::memory_order_relaxed);
+  for (unsigned i = 0; i <= count_; ++i) {
+    const Slot& slot = slots_[i];
+    s.requests += slot.requests.load(std::memory_order_relaxed);
+    s.bytes_in += slot.bytes_in.load(std::memory_order_relaxed);
+    s.bytes_out += slot.bytes_out.load(std::memory_order_relaxed);
+    slot.request_duration.add_to(s.request_duration);
+    slot.queue_wait.add_to(s.queue_wait);
+  }
   s.accepted = accepted_.load(std::memory_order_relaxed);
   return s;
 }

@@ -4,8 +4,11 @@
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <string_view>
+
+#include "clock.hpp"
 
 namespace tcpd {
 
@@ -26,34 +29,88 @@ enum class Outcome : std::size_t {
 
 std::string_view outcome_name(Outcome o);
 
+// Prometheus-style buckets from 50 µs to 10 s (upper bounds, seconds), plus +Inf.
+inline constexpr std::array<double, 17> kLatencyBounds = {
+    0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
+    0.05,    0.1,    0.25,    0.5,    1.0,   2.5,    5.0,   10.0};
+
+struct HistogramSnapshot {
+  std::array<uint64_t, kLatencyBounds.size() + 1> buckets{};  // not cumulative; last is +Inf
+  uint64_t count = 0;
+  double sum_seconds = 0;
+};
+
+// A latency histogram recorded with relaxed atomics: no lock, any thread.
+class Histogram {
+ public:
+  void observe(Clock::duration d, uint64_t n = 1);
+  void add_to(HistogramSnapshot& out) const;
+
+ private:
+  std::array<std::atomic<uint64_t>, kLatencyBounds.size() + 1> buckets_{};
+  std::atomic<uint64_t> sum_ns_{0};
+};
+
 struct StatsSnapshot {
   uint64_t accepted = 0;
   uint64_t requests = 0;  // replies written
+  uint64_t bytes_in = 0;
+  uint64_t bytes_out = 0;
   std::array<uint64_t, static_cast<std::size_t>(Outcome::count_)> outcomes{};
+  HistogramSnapshot request_duration;  // a request's first byte -> its reply written
+  HistogramSnapshot queue_wait;        // queued -> taken by a worker
 
   [[nodiscard]] uint64_t ended() const;
+  [[nodiscard]] uint64_t open() const { return accepted - ended(); }
   [[nodiscard]] uint64_t of(Outcome o) const { return outcomes[static_cast<std::size_t>(o)]; }
-  // "accepted=3 active=0 requests=5 served=2 ... "
+  // "accepted=3 active=0 requests=5 served=2 ... bytes_in=… bytes_out=…"
   [[nodiscard]] std::string format() const;
 };
 
+// The server's counters. What happens per request goes to the recording thread's own slot
+// (one cache line set per worker; see bind_thread), so recording takes no lock and shares no
+// cache line between workers; a snapshot adds the slots up.
 class Stats {
  public:
+  explicit Stats(unsigned slots = 1);
+
+  // The calling thread records into slot `index` (< slots) from now on; threads never bound
+  // (the acceptor, the poller, tests) share one extra slot.
+  void bind_thread(unsigned index);
+
   void accepted() { accepted_.fetch_add(1, std::memory_order_relaxed); }
-  void replies(uint64_t n) { requests_.fetch_add(n, std::memory_order_relaxed); }
   void ended(Outcome o) {
     // Release: a snapshot that sees this outcome also sees the connection's `accepted`.
     outcomes_[static_cast<std::size_t>(o)].fetch_add(1, std::memory_order_release);
   }
+  // `n` replies written; the first request among them began at `started`.
+  void replies(uint64_t n, Clock::time_point started, Clock::time_point now);
+  void received(uint64_t bytes) { add(here().bytes_in, bytes); }
+  void sent(uint64_t bytes) { add(here().bytes_out, bytes); }
+  void queue_waited(Clock::duration d) { here().queue_wait.observe(d); }
+
   [[nodiscard]] StatsSnapshot snapshot() const;
   [[nodiscard]] uint64_t accepted_count() const {
     return accepted_.load(std::memory_order_relaxed);
   }
 
  private:
+  struct alignas(64) Slot {
+    std::atomic<uint64_t> requests{0};
+    std::atomic<uint64_t> bytes_in{0};
+    std::atomic<uint64_t> bytes_out{0};
+    Histogram request_duration;
+    Histogram queue_wait;
+  };
+  static void add(std::atomic<uint64_t>& a, uint64_t n) {
+    a.fetch_add(n, std::memory_order_relaxed);
+  }
+  Slot& here();
+
   std::atomic<uint64_t> accepted_{0};
-  std::atomic<uint64_t> requests_{0};
   std::array<std::atomic<uint64_t>, static_cast<std::size_t>(Outcome::count_)> outcomes_{};
+  unsigned count_;
+  std::unique_ptr<Slot[]> slots_;  // count_ + 1: the last is shared
 };
 
 }  // namespace tcpd

@@ -5,6 +5,20 @@
 #include "version.hpp"
 
 namespace tcpd {
+namespace {
+
+constexpr const char* kSignalsAndExitCodes = R"(Signals:
+  SIGTERM, SIGINT  drain (serve what was received, bounded by --drain-timeout-ms), then exit 0;
+                   a second one exits at once with 128+signal
+  SIGUSR1          print the counters (stats ...) and carry on
+  SIGHUP           logged and ignored: there is no configuration file to reload
+  SIGQUIT          exit at once with a core dump, no drain
+Exit codes:
+  0  clean drain    1  cannot start (address, metrics address, threads) or fatal error
+  2  bad flag or value
+)";
+
+}  // namespace
 
 std::variant<ServerConfig, CliExit> parse_server_cli(int argc, const char* const argv[]) {
   ServerConfig cfg;
@@ -22,11 +36,12 @@ std::variant<ServerConfig, CliExit> parse_server_cli(int argc, const char* const
   long long drain = cfg.drain_timeout.count();
   constexpr long long kDay = 24LL * 3600 * 1000;
 
-  app.add_option("--bind", cfg.bind, "address to listen on (default: all, IPv6 dual-stack)")
-      ->type_name("ADDR");
-  app.add_option("--port", port, "TCP port; 0 picks a free one")
-      ->check(CLI::Range(0, 65535))
-      ->capture_default_str();
+  auto* bind_opt =
+      app.add_option("--bind", cfg.bind, "address to listen on (default: all, IPv6 dual-stack)")
+          ->type_name("ADDR");
+  auto* port_opt = app.add_option("--port", port, "TCP port; 0 picks a free one")
+                       ->check(CLI::Range(0, 65535))
+                       ->capture_default_str();
   app.add_option("--workers", workers, "worker threads")
       ->check(CLI::Range(1, 4096))
       ->capture_default_str();
@@ -60,7 +75,25 @@ std::variant<ServerConfig, CliExit> parse_server_cli(int argc, const char* const
   app.add_option("--drain-timeout-ms", drain, "longest shutdown drain after SIGINT/SIGTERM")
       ->check(CLI::Range(0LL, kDay))
       ->capture_default_str();
-  app.add_flag("--quiet", cfg.quiet, "no per-connection log lines");
+  std::string log_format = "text";
+  std::string log_level = "info";
+  bool quiet = false;
+  app.add_option("--log-format", log_format, "log lines as text or one JSON object each")
+      ->check(CLI::IsMember({"text", "json"}))
+      ->capture_default_str();
+  auto* level_opt =
+      app.add_option("--log-level", log_level, "error, warn, info (one line per connection), debug")
+          ->check(CLI::IsMember({"error", "warn", "info", "debug"}))
+          ->capture_default_str();
+  app.add_flag("--quiet", quiet, "no per-connection log lines (--log-level warn)")
+      ->excludes(level_opt);
+  app.add_option("--name", cfg.name, "instance name shown in every log line")->type_name("TEXT");
+  app.add_option("--metrics", cfg.metrics,
+                 "serve Prometheus metrics at http://ADDR:PORT/metrics (off by default)")
+      ->type_name("ADDR:PORT");
+  app.add_flag("--reuseport", cfg.reuseport,
+               "SO_REUSEPORT: several tcpd processes share the port (rolling restarts)");
+  app.footer(kSignalsAndExitCodes);
 
   try {
     app.parse(argc, argv);
@@ -70,6 +103,7 @@ std::variant<ServerConfig, CliExit> parse_server_cli(int argc, const char* const
     return CliExit{2, std::string("tcpd: ") + e.what() + " (see tcpd --help)\n"};
   }
   cfg.port = static_cast<uint16_t>(port);
+  cfg.address_given = bind_opt->count() > 0 || port_opt->count() > 0;
   cfg.workers = static_cast<unsigned>(workers);
   cfg.queue = static_cast<std::size_t>(queue);
   cfg.mode = mode == "echo" ? Mode::echo : Mode::greet;
@@ -78,6 +112,12 @@ std::variant<ServerConfig, CliExit> parse_server_cli(int argc, const char* const
   cfg.idle_timeout = Millis{idle};
   cfg.io_timeout = Millis{io};
   cfg.drain_timeout = Millis{drain};
+  cfg.log_format = log_format == "json" ? LogFormat::json : LogFormat::text;
+  cfg.log_level = quiet                  ? LogLevel::warn
+                  : log_level == "error" ? LogLevel::error
+                  : log_level == "warn"  ? LogLevel::warn
+                  : log_level == "debug" ? LogLevel::debug
+                                         : LogLevel::info;
   return cfg;
 }
 

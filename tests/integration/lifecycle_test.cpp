@@ -108,8 +108,14 @@ TEST(Lifecycle, LogsOneLinePerConnectionUnlessQuiet) {
     ASSERT_TRUE(c.send("x\n"));
     ASSERT_TRUE(c.line());
   }
-  EXPECT_TRUE(srv.proc->wait_stderr("closed: served (1 reply)", 10s)) << srv.proc->err();
-  EXPECT_NE(srv.proc->err().find("127.0.0.1:"), std::string::npos);
+  EXPECT_TRUE(srv.proc->wait_stderr("closed: served (1 reply, 2 bytes in, 23 out, ", 10s))
+      << srv.proc->err();
+  // RFC 3339 UTC with milliseconds, the level, then the text.
+  EXPECT_TRUE(std::regex_search(
+      srv.proc->err(),
+      std::regex(
+          R"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z info tcpd: 127\.0\.0\.1:\d+ closed: served)")))
+      << srv.proc->err();
   srv.proc->signal(SIGTERM);
   EXPECT_EQ(srv.proc->wait(15s).exit_code, 0);
 }

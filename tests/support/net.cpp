@@ -91,7 +91,7 @@ tcpd::ServerConfig test_config() {
   tcpd::ServerConfig cfg;
   cfg.bind = "127.0.0.1";
   cfg.port = 0;
-  cfg.quiet = true;
+  cfg.log_level = tcpd::LogLevel::warn;
   return cfg;
 }
 

@@ -44,7 +44,9 @@ TEST(ServerCli, Defaults) {
   EXPECT_EQ(c.idle_timeout.count(), 10000);
   EXPECT_EQ(c.io_timeout.count(), 5000);
   EXPECT_EQ(c.drain_timeout.count(), 5000);
-  EXPECT_FALSE(c.quiet);
+  EXPECT_EQ(c.log_level, tcpd::LogLevel::info);
+  EXPECT_EQ(c.log_format, tcpd::LogFormat::text);
+  EXPECT_EQ(c.metrics, "");
 }
 
 TEST(ServerCli, EveryFlag) {
@@ -82,7 +84,7 @@ TEST(ServerCli, EveryFlag) {
   EXPECT_EQ(c.idle_timeout.count(), 100);
   EXPECT_EQ(c.io_timeout.count(), 200);
   EXPECT_EQ(c.drain_timeout.count(), 300);
-  EXPECT_TRUE(c.quiet);
+  EXPECT_EQ(c.log_level, tcpd::LogLevel::warn);
 }
 
 TEST(ServerCli, BadValuesExitTwoWithOneLineNamingTheFlag) {

@@ -1,0 +1,24 @@
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "stats.hpp"
+
+namespace tcpd {
+
+// What a scrape shows besides the counters: the server's gauges at that moment.
+struct Gauges {
+  uint64_t parked = 0;  // idle sessions held by the poller
+  uint64_t queue_depth = 0;
+  uint64_t queue_capacity = 0;
+  uint64_t workers = 0;
+  uint64_t workers_busy = 0;  // not waiting in the queue for work
+  uint64_t log_dropped = 0;
+};
+
+// The Prometheus text exposition format (version 0.0.4) of everything tcpd counts, plus the
+// standard process_* metrics read from /proc.
+std::string render_metrics(const StatsSnapshot& stats, const Gauges& gauges);
+
+}  // namespace tcpd

@@ -1,0 +1,34 @@
+#pragma once
+
+#include <sys/socket.h>
+#include <sys/un.h>
+
+#include <string_view>
+
+#include "fd.hpp"
+
+namespace tcpd {
+
+// systemd's readiness protocol (sd_notify(3)), written by hand: one datagram per state change to
+// the socket named by $NOTIFY_SOCKET. Without it every call does nothing. By hand rather than
+// libsystemd: the protocol is a sendto(), and tcpd stays free of a runtime dependency.
+class Notifier {
+ public:
+  Notifier();
+  [[nodiscard]] bool enabled() const { return fd_.valid(); }
+  // "READY=1", "STOPPING=1", "STATUS=…". Never blocks; a lost datagram is not an error.
+  void send(std::string_view state) const noexcept;
+
+ private:
+  Fd fd_;
+  sockaddr_un addr_{};
+  socklen_t len_ = 0;
+};
+
+// systemd's socket activation (sd_listen_fds(3)): the listening socket passed as descriptor 3
+// when $LISTEN_PID is this process and $LISTEN_FDS is 1; -1 when nothing was passed. The
+// variables are removed either way. Throws std::system_error when something was passed that
+// tcpd cannot use (more than one socket, or not a listening TCP socket).
+int inherited_listener();
+
+}  // namespace tcpd
