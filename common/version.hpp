@@ -1,5 +1,6 @@
 #pragma once
 
 namespace tcpd {
-inline constexpr const char* kVersion = "0.1.0";
-}
+// Kept equal to project(VERSION) in CMakeLists.txt (a test checks it against --version).
+inline constexpr const char* kVersion = "0.2.0";
+}  // namespace tcpd

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what is missing, then builds and runs every test: the GoogleTest suites in a release
 # build, again under ThreadSanitizer and under AddressSanitizer+UBSan, a bounded libFuzzer run
-# of the request framer, and a small shell stress run.
+# of the request framer, a small shell stress run, and the Debian package (built, its contents
+# and units checked; under CI also installed with apt and removed again).
 # Usage: scripts/test.sh [--quick]     --quick: release build only (no sanitizers, fuzz, stress)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -47,6 +48,13 @@ if [[ $quick -eq 0 ]]; then
   step "stress: scripts/stress.sh (small)"
   if ! scripts/stress.sh --procs 8 --requests 200 --load 2000 --workers 4; then
     failed+=(stress)
+  fi
+
+  step "package: scripts/package.sh"
+  package_args=(--check)
+  [[ -n "${CI:-}" && $(id -u) -eq 0 ]] && package_args=(--install)
+  if ! scripts/package.sh "${package_args[@]}"; then
+    failed+=(package)
   fi
 fi
 

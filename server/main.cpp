@@ -53,8 +53,7 @@ int serve(tcpd::ServerConfig config) {
   // Scripts read the port from this line, so it goes out before anything can block.
   fmt::print("listening on {}\n", server.address());
   std::fflush(stdout);
-  if (metrics)
-    tcpd::log_at(tcpd::LogLevel::info, "metrics on http://{}/metrics", metrics->address());
+  if (metrics) tcpd::log_always("metrics on http://{}/metrics", metrics->address());
   notify.send("READY=1\n" + status_line(server));
   server.run();
   tcpd::log_always("summary {} log_dropped={}", server.stats().format(), tcpd::log_dropped());

@@ -2,6 +2,10 @@
 #include <gtest/gtest.h>
 
 #include <csignal>
+#include <fstream>
+#include <regex>
+#include <set>
+#include <sstream>
 #include <system_error>
 
 #include "fake_server.hpp"
@@ -156,4 +160,65 @@ TEST(Binaries, Ipv6LoopbackBindAndConnect) {
   EXPECT_NE(refused.err.find("cannot connect to [::1]:"), std::string::npos) << refused.err;
   p.signal(SIGTERM);
   EXPECT_EQ(p.wait(15s).exit_code, 0);
+}
+
+namespace {
+
+// Long options listed by --help ("  --port N ...", "  -h,--help ...").
+std::set<std::string> help_options(const std::string& help) {
+  std::set<std::string> out;
+  std::istringstream in(help);
+  std::string line;
+  std::regex opt(R"(^  (?:-\w,)?(--[a-z][a-z-]*))");
+  while (std::getline(in, line)) {
+    std::smatch m;
+    if (line.find("Signals:") == 0) break;
+    if (std::regex_search(line, m, opt)) out.insert(m[1]);
+  }
+  return out;
+}
+
+// Long options the man page documents: the tag line after each .TP in OPTIONS.
+std::set<std::string> man_options(const std::string& path) {
+  std::ifstream f(path);
+  std::set<std::string> out;
+  std::string line;
+  bool in_options = false, tag = false;
+  while (std::getline(f, line)) {
+    if (line.rfind(".SH", 0) == 0) in_options = line == ".SH OPTIONS";
+    if (!in_options) continue;
+    if (line == ".TP") {
+      tag = true;
+      continue;
+    }
+    if (!tag) continue;
+    tag = false;
+    std::string plain;
+    for (char c : line) {
+      if (c != '\\') plain += c;
+    }
+    std::smatch m;
+    if (std::regex_search(plain, m, std::regex(R"((--[a-z][a-z-]*))"))) out.insert(m[1]);
+  }
+  return out;
+}
+
+}  // namespace
+
+TEST(Binaries, ManPagesListExactlyTheOptionsOfHelp) {
+  for (std::string name : {"tcpd", "tcpc"}) {
+    auto help = run({name == "tcpd" ? TCPD_BIN : TCPC_BIN, "--help"}, 10s);
+    ASSERT_EQ(help.exit_code, 0);
+    const auto from_help = help_options(help.out);
+    const auto from_man = man_options(std::string(SOURCE_DIR) + "/docs/man/" + name + ".1");
+    EXPECT_GT(from_help.size(), 5u) << help.out;
+    EXPECT_EQ(from_help, from_man) << name << ": docs/man/" << name << ".1 and --help differ";
+  }
+}
+
+TEST(Binaries, VersionIsTheProjectVersion) {
+  auto d = run({TCPD_BIN, "--version"}, 10s);
+  EXPECT_EQ(d.out, std::string("tcpd ") + TCPD_PROJECT_VERSION + "\n");
+  auto c = run({TCPC_BIN, "--version"}, 10s);
+  EXPECT_EQ(c.out, std::string("tcpc ") + TCPD_PROJECT_VERSION + "\n");
 }

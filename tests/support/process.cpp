@@ -44,6 +44,15 @@ Process::Process(std::vector<std::string> argv, const Spawn& how) {
   std::vector<char*> args;
   for (auto& a : argv) args.push_back(a.data());
   args.push_back(nullptr);
+  // The environment is built before fork: between fork and exec only async-signal-safe calls.
+  std::vector<std::string> env_strings(how.env);
+  if (how.listen_fd >= 0) env_strings.emplace_back("LISTEN_FDS=1");
+  std::vector<char*> envp;
+  for (char** e = environ; *e != nullptr; ++e) envp.push_back(*e);
+  for (auto& e : env_strings) envp.push_back(e.data());
+  char listen_pid[32] = "LISTEN_PID=";
+  if (how.listen_fd >= 0) envp.push_back(listen_pid);
+  envp.push_back(nullptr);
   // fork+exec rather than posix_spawn: the child may need a lower RLIMIT_NOFILE first. Between
   // fork and exec only async-signal-safe calls: everything else was prepared above.
   pid_ = ::fork();
@@ -65,10 +74,24 @@ Process::Process(std::vector<std::string> argv, const Spawn& how) {
         ::_exit(126);
       }
     }
+    if (how.listen_fd >= 0) {
+      if (how.listen_fd != 3) {
+        ::dup2(how.listen_fd, 3);  // dup2 clears close-on-exec on the copy
+      } else {
+        ::fcntl(3, F_SETFD, 0);
+      }
+      // LISTEN_PID is this child's pid, written without malloc.
+      char digits[16];
+      int n = 0;
+      for (pid_t v = ::getpid(); v > 0; v /= 10) digits[n++] = static_cast<char>('0' + v % 10);
+      char* at = listen_pid + 11;
+      while (n > 0) *at++ = digits[--n];
+      *at = '\0';
+    }
     sigset_t none;
     sigemptyset(&none);
     ::sigprocmask(SIG_SETMASK, &none, nullptr);
-    ::execvp(args[0], args.data());
+    ::execvpe(args[0], args.data(), envp.data());
     ::_exit(127);
   }
   ::close(in[0]);
