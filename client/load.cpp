@@ -43,6 +43,43 @@ std::optional<Clock::time_point> next_ticket(Shared& sh) {
   return due;
 }
 
+// Opens the worker's connection; the failure when it cannot.
+Failure open_connection(Shared& sh, LoadResult& r, std::optional<Connection>& conn) {
+  ConnectResult c = connect_blocking(reinterpret_cast<const sockaddr*>(&sh.target.addr),
+                                     sh.target.len, sh.cfg.timeout);
+  if (!c.fd) {
+    if (c.error == EADDRNOTAVAIL) ++r.out_of_ports;
+    if (c.error == EMFILE || c.error == ENFILE) ++r.out_of_fds;
+    return classify_connect(c.error);
+  }
+  conn.emplace(std::move(c.fd), Connection::Ready{});
+  return Failure::none;
+}
+
+// One request on the worker's connection, opening one if needed. A reused keep-alive
+// connection that the server had already closed (its idle timeout, or a drain during a rolling
+// restart) fails before any byte of a reply; like an HTTP client, tcpc then sends the request
+// once more on a new connection, which a load balancer or a restarted server takes.
+Failure one_request(Shared& sh, LoadResult& r, std::optional<Connection>& conn,
+                    const std::string* expect) {
+  for (int attempt = 0;; ++attempt) {
+    const bool reused = conn.has_value();
+    if (!conn) {
+      if (Failure f = open_connection(sh, r, conn); f != Failure::none) return f;
+    }
+    ReplyResult rr = conn->request(sh.request);
+    Failure f = rr.failure == Failure::none ? classify_reply(rr.reply, expect) : rr.failure;
+    if (rr.failure == Failure::other && rr.closed) f = Failure::reset;  // closed, no reply
+    const bool stale = reused && rr.reply.empty() && (f == Failure::reset);
+    if (f != Failure::none || !sh.cfg.keepalive || rr.closed) conn.reset();
+    if (stale && attempt == 0) {
+      ++r.reconnects;
+      continue;
+    }
+    return f;
+  }
+}
+
 void worker(Shared& sh, LoadResult& r) {
   std::optional<Connection> conn;
   const std::string* expect = sh.cfg.expect ? &*sh.cfg.expect : nullptr;
@@ -52,24 +89,7 @@ void worker(Shared& sh, LoadResult& r) {
     // the queueing it causes (coordinated omission).
     const auto t0 = sh.cfg.rate > 0 ? *due : Clock::now();
     ++r.requests;
-    Failure f = Failure::none;
-    if (!conn) {
-      ConnectResult c = connect_blocking(reinterpret_cast<const sockaddr*>(&sh.target.addr),
-                                         sh.target.len, sh.cfg.timeout);
-      if (!c.fd) {
-        f = classify_connect(c.error);
-        if (c.error == EADDRNOTAVAIL) ++r.out_of_ports;
-        if (c.error == EMFILE || c.error == ENFILE) ++r.out_of_fds;
-      } else {
-        conn.emplace(std::move(c.fd), Connection::Ready{});
-      }
-    }
-    if (conn) {
-      ReplyResult rr = conn->request(sh.request);
-      f = rr.failure == Failure::none ? classify_reply(rr.reply, expect) : rr.failure;
-      if (rr.failure == Failure::other && rr.closed) f = Failure::reset;  // closed, no reply
-      if (f != Failure::none || !sh.cfg.keepalive || rr.closed) conn.reset();
-    }
+    const Failure f = one_request(sh, r, conn, expect);
     if (f == Failure::none) {
       ++r.ok;
       const auto us = std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - t0);
@@ -129,6 +149,7 @@ LoadResult run_load(const ClientConfig& cfg, const Target& target,
     for (std::size_t k = 0; k < total.failures.size(); ++k) total.failures[k] += r.failures[k];
     total.out_of_ports += r.out_of_ports;
     total.out_of_fds += r.out_of_fds;
+    total.reconnects += r.reconnects;
     total.latency.merge(r.latency);
   }
   return total;

@@ -18,6 +18,7 @@ struct LoadResult {
   std::array<uint64_t, kFailureKinds> failures{};  // indexed by Failure
   uint64_t out_of_ports = 0;                       // EADDRNOTAVAIL on connect
   uint64_t out_of_fds = 0;                         // EMFILE/ENFILE on socket
+  uint64_t reconnects = 0;  // keep-alive connections found closed by the server and reopened
   double seconds = 0;
   Histogram latency;  // successful requests only, µs
 

@@ -29,6 +29,10 @@ std::string load_summary_text(const ClientConfig& cfg, const LoadResult& r) {
     }
     out += "\n";
   }
+  if (r.reconnects > 0) {
+    out += fmt::format("reconnects: {} (keep-alive connections the server had closed)\n",
+                       r.reconnects);
+  }
   const Histogram& h = r.latency;
   out += fmt::format("latency (us): p50 {}  p90 {}  p99 {}  p99.9 {}  max {}\n", h.percentile(0.50),
                      h.percentile(0.90), h.percentile(0.99), h.percentile(0.999), h.max());
@@ -43,6 +47,7 @@ std::string load_summary_json(const ClientConfig& cfg, const LoadResult& r) {
   for (int k = 1; k < kFailureKinds; ++k) {
     out += fmt::format(R"(,"{}":{})", failure_name(static_cast<Failure>(k)), r.failures[k]);
   }
+  out += fmt::format(R"(,"reconnects":{})", r.reconnects);
   out += fmt::format(
       R"(,"seconds":{:.3f},"rps":{:.1f},"p50_us":{},"p90_us":{},"p99_us":{},"p999_us":{},"max_us":{}}})",
       r.seconds, rps(r), h.percentile(0.50), h.percentile(0.90), h.percentile(0.99),
