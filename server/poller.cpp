@@ -239,9 +239,18 @@ void Poller::run() {
     }
     if (taken == 0) break;
   }
+  // A connection that has sent nothing yet goes to the workers too: its client connected
+  // before the drain and may be about to send (the workers give it kFirstRequestGrace from its
+  // accept). Closing it now would reset a request that arrives a moment later.
   while (!entries_.empty()) {
     Entry e = take(entries_.begin()->first);
-    if (e.session) finish(*e.session, drained(*e.session), env_);
+    if (!e.session) continue;
+    if (e.session->replies == 0) {
+      e.session->queued = Clock::now();
+      queue_.push(*e.session);
+    } else {
+      finish(*e.session, drained(*e.session), env_);
+    }
   }
 }
 

@@ -322,7 +322,12 @@ void Server::Impl::serve_one(Session& s, std::string& scratch, unsigned index) {
       queue.push(s);
       break;
     case Verdict::Kind::park:
-      if (auto back = poller.park(std::move(s))) finish(*back, drained(*back), env);
+      // Refused once the drain has stopped the poller: the workers finish it instead (what
+      // has arrived is served, a connection that has sent nothing gets its grace).
+      if (auto back = poller.park(std::move(s))) {
+        back->queued = Clock::now();
+        queue.push(*back);
+      }
       break;
     case Verdict::Kind::close:
       finish(s, v.outcome, env);
