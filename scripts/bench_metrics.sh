@@ -33,9 +33,21 @@ for rep in $(seq "$REPS"); do
     if [[ $variant == on ]]; then
       mport=$(free_port)
       cmd="$TCPD --port {PORT} --workers {WORKERS} --quiet --metrics 127.0.0.1:$mport"
-      # Scrape every 100 ms for the whole run (curl on the client CPU; failures before the
-      # server is up are expected).
-      taskset -c 1 bash -c "while :; do curl -s -o /dev/null http://127.0.0.1:$mport/metrics; sleep 0.1; done" &
+      # Scrape every 100 ms for the whole run: one python process on the client CPU (a curl per
+      # scrape would cost the load generator a fork+exec ten times a second). Failures before
+      # the server is up are expected.
+      taskset -c 1 python3 -c '
+import socket, sys, time
+while True:
+    try:
+        s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=1)
+        s.sendall(b"GET /metrics HTTP/1.0\r\n\r\n")
+        while s.recv(65536):
+            pass
+        s.close()
+    except OSError:
+        pass
+    time.sleep(0.1)' "$mport" &
       scraper=$!
     else
       cmd="$TCPD --port {PORT} --workers {WORKERS} --quiet"
