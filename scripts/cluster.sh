@@ -87,7 +87,15 @@ net_down() {
 }
 
 # --- processes --------------------------------------------------------------------------------
-pid_alive() { [[ -f "$1" ]] && kill -0 "$(cat "$1")" 2>/dev/null; }
+# Running, and not a zombie: a process whose parent has gone is reaped by PID 1, which here may
+# take a second or two; an exited process must not count as running meanwhile.
+pid_alive() {
+  [[ -f "$1" ]] || return 1
+  local stat
+  stat=$(cat "/proc/$(cat "$1")/stat" 2>/dev/null) || return 1
+  stat=${stat##*) }
+  [[ -n "$stat" && ${stat:0:1} != Z ]]
+}
 
 start_host() {
   local n=$1

@@ -50,6 +50,14 @@ Outcome peer_closed(const Session& s) {
   return s.replies > 0 ? Outcome::served : Outcome::no_request;
 }
 
+// An I/O failure while no request is under way. A reset after the client's replies is how many
+// clients close (a load balancer's health check: connect, one line, RST): that session was
+// served. A reset in the middle of a request, or before any reply, is a reset.
+Outcome between_requests(IoStatus st, const Session& s, const SessionEnv& env) {
+  if (st == IoStatus::reset && s.replies > 0 && s.framer.empty()) return Outcome::served;
+  return outcome_of(st, env);
+}
+
 }  // namespace
 
 Outcome drained(const Session& s) {
@@ -280,7 +288,7 @@ std::optional<Verdict> drain_between_requests(Session& s, const SessionEnv& env)
     case IoStatus::ok: return std::nullopt;
     case IoStatus::closed: return close_with(peer_closed(s));
     case IoStatus::timed_out: return close_with(drained(s));
-    default: return close_with(outcome_of(r.status, env));
+    default: return close_with(between_requests(r.status, s, env));
   }
 }
 
@@ -298,7 +306,7 @@ std::optional<Verdict> yield_between_requests(Session& s, const SessionEnv& env,
     case IoStatus::ok: return std::nullopt;
     case IoStatus::timed_out: return Verdict{Verdict::Kind::park};
     case IoStatus::closed: return close_with(peer_closed(s));
-    default: return close_with(outcome_of(r.status, env));
+    default: return close_with(between_requests(r.status, s, env));
   }
 }
 
@@ -343,7 +351,7 @@ Verdict serve(Session& s, const SessionEnv& env, std::string& out, unsigned work
         if (is_draining(env)) continue;
         // Someone needs this worker: yield the session to the tail (see above).
         return {Verdict::Kind::requeue};
-      default: return close_with(outcome_of(r.status, env));
+      default: return close_with(between_requests(r.status, s, env));
     }
   }
 }

@@ -14,14 +14,14 @@ namespace tcpd {
 
 // How a connection ended. Every accepted connection ends in exactly one of these.
 enum class Outcome : std::size_t {
-  served,        // the client closed after its requests, or a one-shot reply was sent
+  served,        // the client closed (or reset) after its replies, or a one-shot reply was sent
   no_request,    // the client closed before sending a complete request
   busy,          // rejected with "ERR busy": the queue was full
   shed,          // rejected with "ERR busy": out of file descriptors (EMFILE/ENFILE)
   idle_timeout,  // no request began within --idle-timeout-ms
   io_timeout,    // a request did not finish arriving, or a reply could not be written, in time
   too_long,      // "ERR too long"
-  reset,         // the peer reset the connection
+  reset,         // the peer reset the connection mid-request or before any reply
   shutdown,      // closed by the drain before any reply, or cut off by the drain deadline
   error,         // any other I/O error
   count_

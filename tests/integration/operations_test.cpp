@@ -356,3 +356,28 @@ TEST(Systemd, RunsUnderSystemdSocketActivate) {
   p.signal(SIGTERM);
   EXPECT_EQ(p.wait(15s).exit_code, 0);
 }
+
+TEST(HealthChecks, LineReplyThenResetCountsAsServedAndAHalfRequestResetAsReset) {
+  // A load balancer's check: connect, one line, read the reply, close with RST (HAProxy does).
+  // That client was served; a reset in the middle of a request is still a reset.
+  auto cfg = test_config();
+  InProcessServer srv(cfg);
+  {
+    Client check = Client::connect(srv.port());
+    ASSERT_TRUE(check.send("health\n"));
+    ASSERT_EQ(check.line(), "Hello from the server!\n");
+    check.reset();
+  }
+  {
+    Client half = Client::connect(srv.port());
+    ASSERT_TRUE(half.send("x\n"));
+    ASSERT_TRUE(half.line());
+    ASSERT_TRUE(half.send("half a req"));
+    std::this_thread::sleep_for(50ms);  // the partial request reaches the server first
+    half.reset();
+  }
+  ASSERT_TRUE(eventually([&] { return srv.server().stats().ended() == 2; }));
+  const auto st = srv.server().stats();
+  EXPECT_EQ(st.of(tcpd::Outcome::served), 1u);
+  EXPECT_EQ(st.of(tcpd::Outcome::reset), 1u);
+}
