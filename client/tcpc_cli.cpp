@@ -2,9 +2,31 @@
 
 #include <CLI/CLI.hpp>
 
+#include "value_checks.hpp"
 #include "version.hpp"
 
 namespace tcpd {
+namespace {
+
+// Numeric flags: "abc is not an integer", "0 is not between 0.001 and 86400"; the help shows
+// only the value's name (`--port N`), not CLI11's "INT:INT in [1 - 65535]".
+CLI::Validator integer(long long lo, long long hi) {
+  return {[lo, hi](std::string& v) { return check_integer(v, lo, hi); }, ""};
+}
+CLI::Validator number(double lo, double hi) {
+  return {[lo, hi](std::string& v) { return check_number(v, lo, hi); }, ""};
+}
+
+// CLI11's "--rate: 1 required FLOAT missing" as a person would say it.
+std::string error_text(const CLI::ParseError& e) {
+  std::string what = e.what();
+  if (e.get_name() == "ArgumentMismatch" && what.find(" missing") != std::string::npos) {
+    what = what.substr(0, what.find(':')) + ": needs a value";
+  }
+  return "tcpc: " + what + " (see tcpc --help)\n";
+}
+
+}  // namespace
 
 std::variant<ClientConfig, ClientCliExit> parse_client_cli(int argc, const char* const argv[]) {
   ClientConfig cfg;
@@ -17,9 +39,13 @@ std::variant<ClientConfig, ClientCliExit> parse_client_cli(int argc, const char*
   int concurrency = 1;
   std::string expect;
 
-  app.add_option("--host", cfg.host, "server name or address (IPv4 or IPv6)")
+  app.add_option("--host", cfg.host, "server name or address (IPv4, IPv6, [IPv6])")
+      ->type_name("HOST")
       ->capture_default_str();
-  app.add_option("--port", port, "server port")->check(CLI::Range(1, 65535))->capture_default_str();
+  app.add_option("--port", port, "server port (1-65535)")
+      ->type_name("N")
+      ->check(integer(1, 65535))
+      ->capture_default_str();
   app.add_option("--msg", cfg.msg, "the request; '-' sends each stdin line on one connection")
       ->check(
           [](const std::string& v) {
@@ -28,23 +54,32 @@ std::variant<ClientConfig, ClientCliExit> parse_client_cli(int argc, const char*
                        : std::string{
                              "must not contain a newline (use --msg - for several requests)"};
           },
-          "TEXT")
+          "")
+      ->type_name("TEXT")
       ->capture_default_str();
   app.add_option("--timeout-ms", timeout, "bounds connect, send and receive, each")
-      ->check(CLI::Range(1LL, 24LL * 3600 * 1000))
+      ->type_name("MS")
+      ->check(integer(1, 24LL * 3600 * 1000))
       ->capture_default_str();
   app.add_flag("--quiet", cfg.quiet, "print no replies (single) or progress (load)");
   auto* count_opt = app.add_option("--count", count, "load mode: requests in total")
-                        ->check(CLI::Range(1LL, 1000000000000LL));
+                        ->type_name("N")
+                        ->check(integer(1, 1000000000000LL));
   auto* duration_opt = app.add_option("--duration", duration, "load mode: seconds to run")
-                           ->check(CLI::Range(0.001, 86400.0));
+                           ->type_name("SECONDS")
+                           ->check(number(0.001, 86400.0));
   count_opt->excludes(duration_opt);
-  app.add_option("--concurrency", concurrency, "load mode: client threads")
-      ->check(CLI::Range(1, 10000));
+  app.add_option("--concurrency", concurrency, "load mode: client threads (1-10000)")
+      ->type_name("N")
+      ->check(integer(1, 10000));
   app.add_flag("--keepalive", cfg.keepalive, "load mode: one connection per thread, reused");
-  app.add_option("--rate", cfg.rate, "load mode: open loop at this many requests/s in total")
-      ->check(CLI::Range(0.001, 1e9));
-  auto* expect_opt = app.add_option("--expect", expect, "a reply other than this is a failure");
+  app.add_option("--rate", cfg.rate,
+                 "load mode: open loop at this many requests/s in total (needs enough "
+                 "--concurrency for the server's latency)")
+      ->type_name("R")
+      ->check(number(0.001, 1e9));
+  auto* expect_opt =
+      app.add_option("--expect", expect, "a reply other than this is a failure")->type_name("TEXT");
   app.add_flag("--json", cfg.json, "load mode: print one JSON object");
 
   try {
@@ -53,8 +88,9 @@ std::variant<ClientConfig, ClientCliExit> parse_client_cli(int argc, const char*
     return ClientCliExit{
         0, e.get_name() == "CallForVersion" ? std::string(e.what()) + "\n" : app.help()};
   } catch (const CLI::ParseError& e) {
-    return ClientCliExit{2, std::string("tcpc: ") + e.what() + " (see tcpc --help)\n"};
+    return ClientCliExit{2, error_text(e)};
   }
+  cfg.host = strip_brackets(cfg.host);
   cfg.port = static_cast<uint16_t>(port);
   cfg.timeout = Millis{timeout};
   cfg.count = static_cast<uint64_t>(count);

@@ -13,6 +13,7 @@
 #include <cerrno>
 #include <cstring>
 #include <memory>
+#include <stdexcept>
 #include <system_error>
 
 namespace tcpd {
@@ -115,8 +116,8 @@ Fd listen_tcp(const std::string& address, uint16_t port, int backlog, bool reuse
   const std::string name = bracket(address) + ":" + std::to_string(port);
   AddrList res(nullptr, &::freeaddrinfo);
   if (int rc = resolve(address, port, AI_PASSIVE, res); rc != 0) {
-    throw std::system_error(EINVAL, std::generic_category(),
-                            "cannot resolve bind address " + address + ": " + gai_strerror(rc));
+    // A resolver failure has no errno: std::system_error would append a misleading one.
+    throw std::runtime_error("cannot resolve bind address " + address + ": " + gai_strerror(rc));
   }
   std::system_error last = sys_error(EADDRNOTAVAIL, "cannot bind to " + name);
   for (addrinfo* ai = res.get(); ai != nullptr; ai = ai->ai_next) {

@@ -14,7 +14,8 @@
 namespace tcpd {
 
 // Binds and listens. An empty `address` means every interface: IPv6 dual-stack ("::") where the
-// host has IPv6, else 0.0.0.0. Throws std::system_error naming the address on failure.
+// host has IPv6, else 0.0.0.0. Throws std::system_error naming the address on failure, or
+// std::runtime_error when the name does not resolve.
 // `reuseport` sets SO_REUSEPORT, so that several processes can share the port.
 Fd listen_tcp(const std::string& address, uint16_t port, int backlog, bool reuseport = false);
 

@@ -9,6 +9,7 @@
 #        scripts/cluster.sh bench            (K = 1, 2, 4; writes build/cluster-bench.md)
 #        scripts/cluster.sh load SECONDS C [oneshot|keepalive]   (tcpc through HAProxy, JSON)
 # State (pids, logs, the written haproxy.cfg) lives in $CLUSTER_STATE (default build/cluster).
+# CLUSTER_NETNS=0 forces the loopback fallback.
 # Everything it creates carries the prefix "tcpdc-"; `down` (and a failed `up`, or Ctrl-C during
 # it) removes exactly that, and nothing else.
 set -euo pipefail
@@ -45,6 +46,7 @@ host_exec() {
 }
 
 can_netns() {
+  [[ "${CLUSTER_NETNS:-1}" != 0 ]] || return 1  # CLUSTER_NETNS=0 forces the loopback fallback
   [[ $(id -u) -eq 0 ]] || return 1
   ip netns add tcpdc-probe 2>/dev/null || return 1
   ip netns del tcpdc-probe
@@ -73,7 +75,8 @@ net_up() {
     ip -n "$ns" link set eth0 up
     if [[ "$netem" != 0 ]]; then
       ip -n "$ns" link set eth0 up
-      in_ns "$ns" tc qdisc add dev eth0 root netem delay "${netem}ms"
+      in_ns "$ns" tc qdisc add dev eth0 root netem delay "${netem}ms" 2>/dev/null ||
+        say "h$n: tc netem is not available in this kernel (sch_netem); no delay added"
     fi
   done
 }

@@ -97,8 +97,9 @@ MetricsServer::MetricsServer(const std::string& address, std::function<std::stri
   } catch (const std::system_error& e) {
     throw std::system_error(e.code(), std::string("--metrics: ") + e.what());
   } catch (const std::invalid_argument& e) {
-    throw std::system_error(EINVAL, std::generic_category(),
-                            "--metrics " + address + ": " + e.what());
+    throw std::runtime_error("--metrics " + address + ": " + e.what());
+  } catch (const std::runtime_error& e) {
+    throw std::runtime_error(std::string("--metrics: ") + e.what());
   }
   ::fcntl(listener_.get(), F_SETFL, ::fcntl(listener_.get(), F_GETFL) | O_NONBLOCK);
 }

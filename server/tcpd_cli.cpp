@@ -2,6 +2,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include "value_checks.hpp"
 #include "version.hpp"
 
 namespace tcpd {
@@ -17,6 +18,21 @@ Exit codes:
   0  clean drain    1  cannot start (address, metrics address, threads) or fatal error
   2  bad flag or value
 )";
+
+// An integer flag: "abc is not an integer", "70000 is not between 0 and 65535"; the help shows
+// only the value's name (`--port N`), not CLI11's "INT:INT in [0 - 65535]".
+CLI::Validator integer(long long lo, long long hi) {
+  return {[lo, hi](std::string& v) { return check_integer(v, lo, hi); }, ""};
+}
+
+// CLI11's "--port: 1 required N missing" as a person would say it.
+std::string error_text(const CLI::ParseError& e) {
+  std::string what = e.what();
+  if (e.get_name() == "ArgumentMismatch" && what.find(" missing") != std::string::npos) {
+    what = what.substr(0, what.find(':')) + ": needs a value";
+  }
+  return "tcpd: " + what + " (see tcpd --help)\n";
+}
 
 }  // namespace
 
@@ -39,17 +55,21 @@ std::variant<ServerConfig, CliExit> parse_server_cli(int argc, const char* const
   auto* bind_opt =
       app.add_option("--bind", cfg.bind, "address to listen on (default: all, IPv6 dual-stack)")
           ->type_name("ADDR");
-  auto* port_opt = app.add_option("--port", port, "TCP port; 0 picks a free one")
-                       ->check(CLI::Range(0, 65535))
+  auto* port_opt = app.add_option("--port", port, "TCP port (0-65535); 0 picks a free one")
+                       ->type_name("N")
+                       ->check(integer(0, 65535))
                        ->capture_default_str();
-  app.add_option("--workers", workers, "worker threads")
-      ->check(CLI::Range(1, 4096))
+  app.add_option("--workers", workers, "worker threads (1-4096)")
+      ->type_name("N")
+      ->check(integer(1, 4096))
       ->capture_default_str();
-  app.add_option("--queue", queue, "connections that may wait for a worker")
-      ->check(CLI::Range(1LL, 1000000LL))
+  app.add_option("--queue", queue, "connections that may wait for a worker (1-1000000)")
+      ->type_name("N")
+      ->check(integer(1, 1000000))
       ->capture_default_str();
   app.add_option("--mode", mode, "greet: answer --reply; echo: answer the request")
-      ->check(CLI::IsMember({"greet", "echo"}))
+      ->type_name("greet|echo")
+      ->check(CLI::IsMember({"greet", "echo"}).description(""))
       ->capture_default_str();
   app.add_option("--reply", cfg.reply, "the greeting")
       ->check(
@@ -57,33 +77,42 @@ std::variant<ServerConfig, CliExit> parse_server_cli(int argc, const char* const
             return v.find('\n') == std::string::npos ? std::string{}
                                                      : std::string{"must not contain a newline"};
           },
-          "TEXT")
+          "")
+      ->type_name("TEXT")
       ->capture_default_str();
   app.add_option("--delay-ms", delay, "simulated work before each reply")
-      ->check(CLI::Range(0LL, kDay))
+      ->type_name("MS")
+      ->check(integer(0, kDay))
       ->capture_default_str();
-  app.add_option("--max-message", max_message, "longest request in bytes, without \\r\\n")
-      ->check(CLI::Range(1LL, 64LL * 1024 * 1024))
+  app.add_option("--max-message", max_message,
+                 "longest request in bytes, without \\r\\n (max 64 MiB)")
+      ->type_name("BYTES")
+      ->check(integer(1, 64LL * 1024 * 1024))
       ->capture_default_str();
   app.add_option("--idle-timeout-ms", idle, "close a session when no request begins in this time")
-      ->check(CLI::Range(1LL, kDay))
+      ->type_name("MS")
+      ->check(integer(1, kDay))
       ->capture_default_str();
   app.add_option("--io-timeout-ms", io,
-                 "a request must arrive, and a reply be written, in this time")
-      ->check(CLI::Range(1LL, kDay))
+                 "each request must arrive, and each reply be written, in this time")
+      ->type_name("MS")
+      ->check(integer(1, kDay))
       ->capture_default_str();
   app.add_option("--drain-timeout-ms", drain, "longest shutdown drain after SIGINT/SIGTERM")
-      ->check(CLI::Range(0LL, kDay))
+      ->type_name("MS")
+      ->check(integer(0, kDay))
       ->capture_default_str();
   std::string log_format = "text";
   std::string log_level = "info";
   bool quiet = false;
   app.add_option("--log-format", log_format, "log lines as text or one JSON object each")
-      ->check(CLI::IsMember({"text", "json"}))
+      ->type_name("text|json")
+      ->check(CLI::IsMember({"text", "json"}).description(""))
       ->capture_default_str();
   auto* level_opt =
       app.add_option("--log-level", log_level, "error, warn, info (one line per connection), debug")
-          ->check(CLI::IsMember({"error", "warn", "info", "debug"}))
+          ->type_name("LEVEL")
+          ->check(CLI::IsMember({"error", "warn", "info", "debug"}).description(""))
           ->capture_default_str();
   app.add_flag("--quiet", quiet, "no per-connection log lines (--log-level warn)")
       ->excludes(level_opt);
@@ -100,7 +129,7 @@ std::variant<ServerConfig, CliExit> parse_server_cli(int argc, const char* const
   } catch (const CLI::Success& e) {
     return CliExit{0, e.get_name() == "CallForVersion" ? std::string(e.what()) + "\n" : app.help()};
   } catch (const CLI::ParseError& e) {
-    return CliExit{2, std::string("tcpd: ") + e.what() + " (see tcpd --help)\n"};
+    return CliExit{2, error_text(e)};
   }
   cfg.port = static_cast<uint16_t>(port);
   cfg.address_given = bind_opt->count() > 0 || port_opt->count() > 0;

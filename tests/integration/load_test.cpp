@@ -149,8 +149,8 @@ TEST(Load, KeepaliveConnectionClosedByTheServerIsReopenedNotCountedAsFailure) {
   // restart); the next request on such a connection fails before any reply byte and is sent
   // again once on a new connection, as HTTP clients do.
   Tcpd srv({"--quiet", "--idle-timeout-ms", "100"});
-  auto r = tcpc(srv.port, {"--count", "4", "--rate", "4", "--concurrency", "1", "--keepalive",
-                           "--json"});
+  auto r = tcpc(srv.port,
+                {"--count", "4", "--rate", "4", "--concurrency", "1", "--keepalive", "--json"});
   EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
   EXPECT_EQ(num(r.out, "ok"), 4) << r.out;
   EXPECT_EQ(num(r.out, "failed"), 0) << r.out;

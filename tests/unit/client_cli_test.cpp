@@ -63,3 +63,26 @@ TEST(ClientCli, BadFlagsExitTwo) {
     EXPECT_EQ(e.text.rfind("tcpc: ", 0), 0u) << e.text;
   }
 }
+
+TEST(ClientCli, MessagesAndValueNamesReadLikeAUnixTool) {
+  auto text = [](std::vector<const char*> args) {
+    args.insert(args.begin(), "tcpc");
+    auto r = tcpd::parse_client_cli(static_cast<int>(args.size()), args.data());
+    return std::get<tcpd::ClientCliExit>(r).text;
+  };
+  EXPECT_EQ(text({"--port", "abc"}), "tcpc: --port: abc is not an integer (see tcpc --help)\n");
+  EXPECT_EQ(text({"--rate"}), "tcpc: --rate: needs a value (see tcpc --help)\n");
+  EXPECT_EQ(text({"--duration", "0"}),
+            "tcpc: --duration: 0 is not between 0.001 and 86400 (see tcpc --help)\n");
+  const std::string help = text({"--help"});
+  EXPECT_EQ(help.find("FLOAT:FLOAT"), std::string::npos) << help;
+  EXPECT_EQ(help.find("000000"), std::string::npos) << help;  // no "0.001000 to 86400.000000"
+  EXPECT_NE(help.find("--duration SECONDS"), std::string::npos) << help;
+}
+
+TEST(ClientCli, BracketedIpv6HostIsAccepted) {
+  std::vector<const char*> args{"tcpc", "--host", "[::1]"};
+  auto r = tcpd::parse_client_cli(static_cast<int>(args.size()), args.data());
+  ASSERT_TRUE(std::holds_alternative<tcpd::ClientConfig>(r));
+  EXPECT_EQ(std::get<tcpd::ClientConfig>(r).host, "::1");
+}

@@ -119,3 +119,15 @@ TEST(ServerCli, HelpAndVersionExitZero) {
   EXPECT_EQ(v.code, 0);
   EXPECT_NE(v.text.find("tcpd "), std::string::npos);
 }
+
+TEST(ServerCli, MessagesSayWhatIsWrongWithTheValue) {
+  EXPECT_EQ(bad({"--port", "abc"}).text, "tcpd: --port: abc is not an integer (see tcpd --help)\n");
+  EXPECT_EQ(bad({"--port", "70000"}).text,
+            "tcpd: --port: 70000 is not between 0 and 65535 (see tcpd --help)\n");
+  EXPECT_EQ(bad({"--port"}).text, "tcpd: --port: needs a value (see tcpd --help)\n");
+  const std::string help = std::get<CliExit>(parse({"--help"})).text;
+  EXPECT_NE(help.find("--port N=12345"), std::string::npos) << help;
+  EXPECT_NE(help.find("--idle-timeout-ms MS=10000"), std::string::npos) << help;
+  EXPECT_EQ(help.find("INT:INT"), std::string::npos) << help;
+  EXPECT_EQ(help.find("TEXT:TEXT"), std::string::npos) << help;
+}
