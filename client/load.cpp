@@ -23,10 +23,14 @@ struct Shared {
   std::atomic<uint64_t> tickets{0};
   std::atomic<uint64_t> done{0};
   std::atomic<uint64_t> ok{0};
+  Fd first;  // the connection that found the target; the first worker to connect takes it
+  std::atomic<bool> first_taken{false};
+  const std::atomic<bool>* stop = nullptr;
 };
 
 // The next request this thread may send, and when it is due; nullopt when the run is over.
 std::optional<Clock::time_point> next_ticket(Shared& sh) {
+  if (sh.stop != nullptr && sh.stop->load(std::memory_order_relaxed)) return std::nullopt;
   const auto now = Clock::now();
   if (sh.cfg.rate <= 0) {
     if (now >= sh.end) return std::nullopt;
@@ -43,8 +47,14 @@ std::optional<Clock::time_point> next_ticket(Shared& sh) {
   return due;
 }
 
-// Opens the worker's connection; the failure when it cannot.
-Failure open_connection(Shared& sh, LoadResult& r, std::optional<Connection>& conn) {
+// Opens the worker's connection; the failure when it cannot. `reused` is set when it is the
+// connection that found the target, opened before the run (it may have been closed since).
+Failure open_connection(Shared& sh, LoadResult& r, std::optional<Connection>& conn, bool& reused) {
+  if (sh.first && !sh.first_taken.exchange(true)) {
+    conn.emplace(std::move(sh.first), sh.cfg.timeout);
+    reused = true;
+    return Failure::none;
+  }
   ConnectResult c = connect_blocking(reinterpret_cast<const sockaddr*>(&sh.target.addr),
                                      sh.target.len, sh.cfg.timeout);
   if (!c.fd) {
@@ -63,9 +73,9 @@ Failure open_connection(Shared& sh, LoadResult& r, std::optional<Connection>& co
 Failure one_request(Shared& sh, LoadResult& r, std::optional<Connection>& conn,
                     const std::string* expect) {
   for (int attempt = 0;; ++attempt) {
-    const bool reused = conn.has_value();
+    bool reused = conn.has_value();
     if (!conn) {
-      if (Failure f = open_connection(sh, r, conn); f != Failure::none) return f;
+      if (Failure f = open_connection(sh, r, conn, reused); f != Failure::none) return f;
     }
     ReplyResult rr = conn->request(sh.request);
     Failure f = rr.failure == Failure::none ? classify_reply(rr.reply, expect) : rr.failure;
@@ -85,6 +95,7 @@ void worker(Shared& sh, LoadResult& r) {
   const std::string* expect = sh.cfg.expect ? &*sh.cfg.expect : nullptr;
   while (auto due = next_ticket(sh)) {
     if (*due > Clock::now()) std::this_thread::sleep_until(*due);
+    if (sh.stop != nullptr && sh.stop->load(std::memory_order_relaxed)) break;
     // Open loop: latency counts from when the request was due, so a stalled server cannot hide
     // the queueing it causes (coordinated omission).
     const auto t0 = sh.cfg.rate > 0 ? *due : Clock::now();
@@ -107,8 +118,10 @@ void worker(Shared& sh, LoadResult& r) {
 }  // namespace
 
 LoadResult run_load(const ClientConfig& cfg, const Target& target,
-                    const std::function<void(const Progress&)>& on_tick) {
+                    const std::function<void(const Progress&)>& on_tick, RunControl control) {
   Shared sh{cfg, target, cfg.msg + "\n", Clock::now(), Clock::time_point::max()};
+  sh.first = std::move(control.first);
+  sh.stop = control.stop;
   if (cfg.duration_s) {
     sh.end = sh.start + std::chrono::duration_cast<Clock::duration>(
                             std::chrono::duration<double>(*cfg.duration_s));

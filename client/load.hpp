@@ -3,6 +3,7 @@
 #include <sys/socket.h>
 
 #include <array>
+#include <atomic>
 #include <cstdint>
 #include <functional>
 
@@ -18,7 +19,8 @@ struct LoadResult {
   std::array<uint64_t, kFailureKinds> failures{};  // indexed by Failure
   uint64_t out_of_ports = 0;                       // EADDRNOTAVAIL on connect
   uint64_t out_of_fds = 0;                         // EMFILE/ENFILE on socket
-  uint64_t reconnects = 0;  // keep-alive connections found closed by the server and reopened
+  uint64_t reconnects = 0;   // keep-alive connections found closed by the server and reopened
+  bool interrupted = false;  // ended early by SIGINT/SIGTERM
   double seconds = 0;
   Histogram latency;  // successful requests only, µs
 
@@ -31,6 +33,14 @@ struct Target {
   socklen_t len = 0;
 };
 
+// What a run may be handed besides its target: the connection that found the target (used as
+// the first connection, so the server never sees a connection without a request) and a flag
+// that ends the run early (SIGINT/SIGTERM), keeping what was measured.
+struct RunControl {
+  Fd first;
+  const std::atomic<bool>* stop = nullptr;
+};
+
 struct Progress {
   uint64_t requests;
   uint64_t ok;
@@ -41,6 +51,6 @@ struct Progress {
 // measured from each request's scheduled time). `on_tick` is called about once a second from
 // the calling thread while the run lasts.
 LoadResult run_load(const ClientConfig& cfg, const Target& target,
-                    const std::function<void(const Progress&)>& on_tick);
+                    const std::function<void(const Progress&)>& on_tick, RunControl control = {});
 
 }  // namespace tcpd

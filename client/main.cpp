@@ -1,6 +1,7 @@
 #include <fmt/format.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <csignal>
 #include <cstdio>
 #include <cstring>
@@ -89,16 +90,45 @@ int run_single(const ClientConfig& cfg) {
   return 0;
 }
 
+// SIGINT/SIGTERM in load mode: the first ends the run and keeps its results; a second exits at
+// once. The handler only stores and calls _exit, both async-signal-safe.
+std::atomic<bool> g_stop{false};
+std::atomic<int> g_signal{0};
+
+void on_stop_signal(int sig) {
+  if (g_stop.exchange(true)) ::_exit(128 + sig);
+  g_signal.store(sig);
+}
+
+void install_stop_handlers() {
+  struct sigaction sa {};
+  sa.sa_handler = on_stop_signal;
+  sigemptyset(&sa.sa_mask);
+  sa.sa_flags = SA_RESTART;  // workers' blocking calls go on; each is bounded by --timeout-ms
+  ::sigaction(SIGINT, &sa, nullptr);
+  ::sigaction(SIGTERM, &sa, nullptr);
+}
+
+// --json prints one object whatever happens: a run that could not start says why.
+int fail_load(const ClientConfig& cfg, const std::string& message) {
+  if (cfg.json) {
+    std::fputs(tcpd::load_error_json(cfg, endpoint(cfg), message).c_str(), stdout);
+  }
+  return fail(message);
+}
+
 int run_load_mode(const ClientConfig& cfg) {
-  // Resolve once and find the address that answers (localhost may be ::1 or 127.0.0.1).
+  install_stop_handlers();
+  // Resolve once and find the address that answers (localhost may be ::1 or 127.0.0.1). The
+  // connection that answers is the run's first connection, not a probe the server would count
+  // as a client without a request.
   auto c = tcpd::connect_tcp(cfg.host, cfg.port, tcpd::Clock::now() + cfg.timeout);
-  if (!c.fd) return fail(connect_error(cfg, c));
+  if (!c.fd) return fail_load(cfg, connect_error(cfg, c));
   tcpd::Target target;
   target.len = sizeof target.addr;
   if (::getpeername(c.fd.get(), reinterpret_cast<sockaddr*>(&target.addr), &target.len) != 0) {
-    return fail(fmt::format("getpeername: {}", std::strerror(errno)));
+    return fail_load(cfg, fmt::format("getpeername: {}", std::strerror(errno)));
   }
-  c.fd.reset();
   const bool show_progress = !cfg.quiet && ::isatty(STDERR_FILENO) != 0;
   auto tick = [&](const tcpd::Progress& p) {
     if (!show_progress || p.seconds < 2.0) return;
@@ -107,11 +137,14 @@ int run_load_mode(const ClientConfig& cfg) {
                  static_cast<unsigned long long>(p.requests - p.ok),
                  static_cast<double>(p.ok) / p.seconds);
   };
-  tcpd::LoadResult r = tcpd::run_load(cfg, target, tick);
+  tcpd::LoadResult r = tcpd::run_load(cfg, target, tick, {std::move(c.fd), &g_stop});
+  r.interrupted = g_stop.load();
   const std::string out =
       cfg.json ? tcpd::load_summary_json(cfg, r) : tcpd::load_summary_text(cfg, r);
   std::fputs(out.c_str(), stdout);
+  std::fflush(stdout);
   std::fputs(tcpd::load_hints(r).c_str(), stderr);
+  if (const int sig = g_signal.load(); sig != 0) return 128 + sig;
   return r.failed() == 0 ? 0 : 1;
 }
 

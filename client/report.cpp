@@ -33,7 +33,12 @@ std::string load_summary_text(const ClientConfig& cfg, const LoadResult& r) {
     out += fmt::format("reconnects: {} (keep-alive connections the server had closed)\n",
                        r.reconnects);
   }
+  if (r.interrupted) out += "interrupted: the figures cover the run until the signal\n";
   const Histogram& h = r.latency;
+  if (r.ok == 0) {
+    out += "latency: none (no request succeeded)\n";
+    return out;
+  }
   out += fmt::format("latency (us): p50 {}  p90 {}  p99 {}  p99.9 {}  max {}\n", h.percentile(0.50),
                      h.percentile(0.90), h.percentile(0.99), h.percentile(0.999), h.max());
   return out;
@@ -47,13 +52,27 @@ std::string load_summary_json(const ClientConfig& cfg, const LoadResult& r) {
   for (int k = 1; k < kFailureKinds; ++k) {
     out += fmt::format(R"(,"{}":{})", failure_name(static_cast<Failure>(k)), r.failures[k]);
   }
-  out += fmt::format(R"(,"reconnects":{})", r.reconnects);
-  out += fmt::format(
-      R"(,"seconds":{:.3f},"rps":{:.1f},"p50_us":{},"p90_us":{},"p99_us":{},"p999_us":{},"max_us":{}}})",
-      r.seconds, rps(r), h.percentile(0.50), h.percentile(0.90), h.percentile(0.99),
-      h.percentile(0.999), h.max());
+  out += fmt::format(R"(,"reconnects":{},"interrupted":{})", r.reconnects, r.interrupted);
+  out += fmt::format(R"(,"seconds":{:.3f},"rps":{:.1f})", r.seconds, rps(r));
+  // Percentiles of nothing are not 0: null when no request succeeded.
+  auto us = [&](uint64_t v) { return r.ok == 0 ? std::string("null") : std::to_string(v); };
+  out += fmt::format(R"(,"p50_us":{},"p90_us":{},"p99_us":{},"p999_us":{},"max_us":{}}})",
+                     us(h.percentile(0.50)), us(h.percentile(0.90)), us(h.percentile(0.99)),
+                     us(h.percentile(0.999)), us(h.max()));
   out += "\n";
   return out;
+}
+
+std::string load_error_json(const ClientConfig& cfg, const std::string& target,
+                            const std::string& error) {
+  std::string escaped;
+  for (char c : error) {
+    if (c == '"' || c == '\\') escaped += '\\';
+    escaped += c;
+  }
+  return fmt::format(R"({{"mode":"{}","target":"{}","requests":0,"ok":0,"failed":0,"error":"{}"}})",
+                     mode_name(cfg), target, escaped) +
+         "\n";
 }
 
 std::string load_hints(const LoadResult& r) {

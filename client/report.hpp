@@ -9,8 +9,12 @@ namespace tcpd {
 
 std::string load_summary_text(const ClientConfig& cfg, const LoadResult& r);
 // One JSON object on one line: mode, concurrency, requests, ok, failed, each failure kind,
-// seconds, rps, p50_us, p90_us, p99_us, p999_us, max_us.
+// reconnects, interrupted, seconds, rps, p50_us, p90_us, p99_us, p999_us, max_us (the
+// percentiles null when no request succeeded).
 std::string load_summary_json(const ClientConfig& cfg, const LoadResult& r);
+// The one JSON object of a run that could not start: {"mode", "target", ..., "error"}.
+std::string load_error_json(const ClientConfig& cfg, const std::string& target,
+                            const std::string& error);
 // Lines naming the fix when the client itself ran out of ports or descriptors.
 std::string load_hints(const LoadResult& r);
 

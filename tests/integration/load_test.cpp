@@ -3,6 +3,7 @@
 
 #include <cmath>
 #include <regex>
+#include <thread>
 
 #include "fake_server.hpp"
 #include "net.hpp"
@@ -57,7 +58,10 @@ TEST(Load, KeepaliveReusesOneConnectionPerThread) {
   auto done = srv.proc->wait(15s);
   std::smatch m;
   ASSERT_TRUE(std::regex_search(done.err, m, std::regex(" accepted=(\\d+)")));
-  EXPECT_EQ(std::stol(m[1]), 4 + 1);  // four threads, plus tcpc's one address probe
+  // Four threads, four connections: the connection that found the address is the first
+  // thread's, not a probe the server would count as a client without a request.
+  EXPECT_EQ(std::stol(m[1]), 4);
+  EXPECT_NE(done.err.find(" no_request=0 "), std::string::npos) << done.err;
 }
 
 TEST(Load, HumanSummaryByDefault) {
@@ -100,10 +104,40 @@ TEST(Load, MismatchIsCounted) {
 }
 
 TEST(Load, RefusedIsCounted) {
-  // Nothing listens: tcpc's address probe fails first and says so.
+  // Nothing listens: the first connect fails and says so; --json still prints one object.
   auto r = tcpc(unused_port(), {"--count", "10", "--json"});
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_NE(r.err.find("Connection refused"), std::string::npos) << r.err;
+  EXPECT_EQ(std::count(r.out.begin(), r.out.end(), '\n'), 1) << r.out;
+  EXPECT_NE(r.out.find("\"error\":\"cannot connect to 127.0.0.1:"), std::string::npos) << r.out;
+  EXPECT_EQ(r.out.front(), '{');
+}
+
+TEST(Load, PercentilesAreNullWhenNothingSucceeded) {
+  FakeServer busy(FakeServer::Kind::reply, "ERR busy\n");
+  auto r = tcpc(busy.port(), {"--count", "5", "--json"});
+  EXPECT_EQ(r.exit_code, 1);
+  for (const char* key : {"p50_us", "p90_us", "p99_us", "p999_us", "max_us"}) {
+    EXPECT_NE(r.out.find(std::string("\"") + key + "\":null"), std::string::npos) << r.out;
+  }
+  auto text = tcpc(busy.port(), {"--count", "5"});
+  EXPECT_NE(text.out.find("latency: none (no request succeeded)"), std::string::npos) << text.out;
+}
+
+TEST(Load, SigintEndsTheRunAndKeepsItsResults) {
+  Tcpd srv({"--quiet"});
+  Process p({TCPC_BIN, "--host", "127.0.0.1", "--port", std::to_string(srv.port), "--duration",
+             "60", "--concurrency", "2", "--json"});
+  std::this_thread::sleep_for(500ms);
+  const auto start = std::chrono::steady_clock::now();
+  p.signal(SIGINT);
+  auto r = p.wait(20s);
+  EXPECT_FALSE(r.timed_out);
+  EXPECT_LT(std::chrono::steady_clock::now() - start, 6s);
+  EXPECT_EQ(r.exit_code, 130) << r.err;
+  EXPECT_NE(r.out.find("\"interrupted\":true"), std::string::npos) << r.out;
+  EXPECT_GT(num(r.out, "ok"), 0) << r.out;
+  EXPECT_EQ(num(r.out, "failed"), 0) << r.out;
 }
 
 TEST(Load, RatePacesOpenLoad) {
