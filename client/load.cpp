@@ -23,7 +23,7 @@ struct Shared {
   std::atomic<uint64_t> tickets{0};
   std::atomic<uint64_t> done{0};
   std::atomic<uint64_t> ok{0};
-  Fd first;  // the connection that found the target; the first worker to connect takes it
+  Fd first{};  // the connection that found the target; the first worker to connect takes it
   std::atomic<bool> first_taken{false};
   const std::atomic<bool>* stop = nullptr;
 };
