@@ -46,12 +46,16 @@ void Histogram::record(uint64_t micros) {
   ++buckets_[index_of(micros)];
   ++count_;
   max_ = std::max(max_, micros);
+  min_ = std::min(min_, micros);
+  sum_ += micros;
 }
 
 void Histogram::merge(const Histogram& other) {
   for (std::size_t i = 0; i < buckets_.size(); ++i) buckets_[i] += other.buckets_[i];
   count_ += other.count_;
   max_ = std::max(max_, other.max_);
+  min_ = std::min(min_, other.min_);
+  sum_ += other.sum_;
 }
 
 uint64_t Histogram::percentile(double q) const {

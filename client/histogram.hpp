@@ -17,6 +17,10 @@ class Histogram {
 
   [[nodiscard]] uint64_t count() const { return count_; }
   [[nodiscard]] uint64_t max() const { return max_; }
+  [[nodiscard]] uint64_t min() const { return count_ == 0 ? 0 : min_; }
+  [[nodiscard]] double mean() const {
+    return count_ == 0 ? 0 : static_cast<double>(sum_) / static_cast<double>(count_);
+  }
   // The value at quantile q (0..1): the smallest bucket value with at least q of the samples at
   // or below it. 0 when empty.
   [[nodiscard]] uint64_t percentile(double q) const;
@@ -29,6 +33,8 @@ class Histogram {
   std::vector<uint64_t> buckets_;
   uint64_t count_ = 0;
   uint64_t max_ = 0;
+  uint64_t min_ = UINT64_MAX;
+  uint64_t sum_ = 0;
 };
 
 }  // namespace tcpd

@@ -1,7 +1,9 @@
 #include "load.hpp"
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
+#include <cmath>
 #include <condition_variable>
 #include <mutex>
 #include <optional>
@@ -18,8 +20,8 @@ struct Shared {
   const Target& target;
   std::string request;
   Clock::time_point start;
-  Clock::time_point end;                 // max() in count mode
-  std::chrono::nanoseconds interval{0};  // between scheduled sends, with --rate
+  Clock::time_point end;              // max() in count mode
+  uint64_t max_tickets = UINT64_MAX;  // requests to schedule: --count, or --duration x --rate
   std::atomic<uint64_t> tickets{0};
   std::atomic<uint64_t> done{0};
   std::atomic<uint64_t> ok{0};
@@ -41,8 +43,10 @@ std::optional<Clock::time_point> next_ticket(Shared& sh) {
     return now;
   }
   const uint64_t i = sh.tickets.fetch_add(1, std::memory_order_relaxed);
-  if (sh.end == Clock::time_point::max() && i >= sh.cfg.count) return std::nullopt;
-  const auto due = sh.start + sh.interval * static_cast<int64_t>(i);
+  if (i >= sh.max_tickets) return std::nullopt;
+  // From the index, not by adding a rounded interval: 300/s for 1 s is 300 requests, not 301.
+  const auto due =
+      sh.start + std::chrono::nanoseconds(std::llround(static_cast<double>(i) * 1e9 / sh.cfg.rate));
   if (due >= sh.end) return std::nullopt;
   return due;
 }
@@ -90,6 +94,10 @@ Failure one_request(Shared& sh, LoadResult& r, std::optional<Connection>& conn,
   }
 }
 
+uint64_t micros(Clock::duration d) {
+  return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(d).count());
+}
+
 void worker(Shared& sh, LoadResult& r) {
   std::optional<Connection> conn;
   const std::string* expect = sh.cfg.expect ? &*sh.cfg.expect : nullptr;
@@ -98,13 +106,15 @@ void worker(Shared& sh, LoadResult& r) {
     if (sh.stop != nullptr && sh.stop->load(std::memory_order_relaxed)) break;
     // Open loop: latency counts from when the request was due, so a stalled server cannot hide
     // the queueing it causes (coordinated omission).
-    const auto t0 = sh.cfg.rate > 0 ? *due : Clock::now();
+    const auto sent = Clock::now();
+    const auto t0 = sh.cfg.rate > 0 ? *due : sent;
     ++r.requests;
     const Failure f = one_request(sh, r, conn, expect);
     if (f == Failure::none) {
       ++r.ok;
-      const auto us = std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - t0);
-      r.latency.record(static_cast<uint64_t>(us.count()));
+      const auto done = Clock::now();
+      r.latency.record(micros(done - t0));
+      if (r.latency_uncorrected) r.latency_uncorrected->record(micros(done - sent));
       sh.ok.fetch_add(1, std::memory_order_relaxed);
     } else {
       ++r.failures[static_cast<std::size_t>(f)];
@@ -126,10 +136,16 @@ LoadResult run_load(const ClientConfig& cfg, const Target& target,
     sh.end = sh.start + std::chrono::duration_cast<Clock::duration>(
                             std::chrono::duration<double>(*cfg.duration_s));
   }
-  if (cfg.rate > 0) {
-    sh.interval = std::chrono::nanoseconds(static_cast<int64_t>(1e9 / cfg.rate));
+  if (!cfg.duration_s) {
+    sh.max_tickets = cfg.count;
+  } else if (cfg.rate > 0) {
+    sh.max_tickets = static_cast<uint64_t>(*cfg.duration_s * cfg.rate + 1e-9);
   }
+  const auto wall_start = std::chrono::system_clock::now();
   std::vector<LoadResult> results(cfg.concurrency);
+  if (cfg.rate > 0) {
+    for (auto& r : results) r.latency_uncorrected.emplace();
+  }
   std::vector<std::thread> threads;
   threads.reserve(cfg.concurrency);
   std::mutex mu;
@@ -155,7 +171,13 @@ LoadResult run_load(const ClientConfig& cfg, const Target& target,
   }
   for (auto& t : threads) t.join();
   LoadResult total;
+  total.started_at = wall_start;
   total.seconds = std::chrono::duration<double>(Clock::now() - sh.start).count();
+  if (cfg.rate > 0) {
+    const uint64_t scheduled = std::min(sh.tickets.load(), sh.max_tickets);
+    total.seconds = std::max(total.seconds, static_cast<double>(scheduled) / cfg.rate);
+    total.latency_uncorrected.emplace();
+  }
   for (const auto& r : results) {
     total.requests += r.requests;
     total.ok += r.ok;
@@ -164,6 +186,7 @@ LoadResult run_load(const ClientConfig& cfg, const Target& target,
     total.out_of_fds += r.out_of_fds;
     total.reconnects += r.reconnects;
     total.latency.merge(r.latency);
+    if (r.latency_uncorrected) total.latency_uncorrected->merge(*r.latency_uncorrected);
   }
   return total;
 }

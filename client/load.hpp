@@ -4,8 +4,10 @@
 
 #include <array>
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <functional>
+#include <optional>
 
 #include "client_config.hpp"
 #include "exchange.hpp"
@@ -21,8 +23,14 @@ struct LoadResult {
   uint64_t out_of_fds = 0;                         // EMFILE/ENFILE on socket
   uint64_t reconnects = 0;   // keep-alive connections found closed by the server and reopened
   bool interrupted = false;  // ended early by SIGINT/SIGTERM
+  // The measured window: start to the last reply, and with --rate at least the scheduled span
+  // (requests scheduled / rate), so a run that finishes early does not inflate its rps.
   double seconds = 0;
-  Histogram latency;  // successful requests only, µs
+  std::chrono::system_clock::time_point started_at{};
+  Histogram latency;  // successful requests only, µs; with --rate from the scheduled send time
+  // With --rate: the same requests from the moment each was actually sent (the server's view,
+  // without the queueing a late send hides). Without --rate the two are the same.
+  std::optional<Histogram> latency_uncorrected;
 
   [[nodiscard]] uint64_t failed() const { return requests - ok; }
 };

@@ -143,6 +143,7 @@ int run_load_mode(const ClientConfig& cfg) {
       cfg.json ? tcpd::load_summary_json(cfg, r) : tcpd::load_summary_text(cfg, r);
   std::fputs(out.c_str(), stdout);
   std::fflush(stdout);
+  std::fputs(tcpd::rate_warning(cfg, r).c_str(), stderr);
   std::fputs(tcpd::load_hints(r).c_str(), stderr);
   if (const int sig = g_signal.load(); sig != 0) return 128 + sig;
   return r.failed() == 0 ? 0 : 1;

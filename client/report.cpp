@@ -2,6 +2,11 @@
 
 #include <fmt/format.h>
 
+#include <cmath>
+#include <ctime>
+
+#include "version.hpp"
+
 namespace tcpd {
 namespace {
 
@@ -41,25 +46,62 @@ std::string load_summary_text(const ClientConfig& cfg, const LoadResult& r) {
   }
   out += fmt::format("latency (us): p50 {}  p90 {}  p99 {}  p99.9 {}  max {}\n", h.percentile(0.50),
                      h.percentile(0.90), h.percentile(0.99), h.percentile(0.999), h.max());
+  if (r.latency_uncorrected) {
+    const Histogram& u = *r.latency_uncorrected;
+    out += fmt::format("from the actual send (uncorrected): p50 {}  p99 {}  max {}\n",
+                       u.percentile(0.50), u.percentile(0.99), u.max());
+  }
   return out;
 }
 
+namespace {
+
+// "p50_us":…,"p90_us":…: the percentiles of `h`, null when no request succeeded (percentiles of
+// nothing are not 0). `suffix` names the uncorrected set.
+std::string percentiles_json(const Histogram& h, bool any, std::string_view suffix) {
+  auto us = [&](uint64_t v) { return any ? std::to_string(v) : std::string("null"); };
+  return fmt::format(
+      R"(,"p50_us{0}":{1},"p90_us{0}":{2},"p99_us{0}":{3},"p999_us{0}":{4},"max_us{0}":{5})",
+      suffix, us(h.percentile(0.50)), us(h.percentile(0.90)), us(h.percentile(0.99)),
+      us(h.percentile(0.999)), us(h.max()));
+}
+
+std::string rfc3339(std::chrono::system_clock::time_point t) {
+  const time_t secs = std::chrono::system_clock::to_time_t(t);
+  tm utc{};
+  ::gmtime_r(&secs, &utc);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &utc);
+  return buf;
+}
+
+std::string endpoint(const ClientConfig& cfg) {
+  const bool v6 = cfg.host.find(':') != std::string::npos;
+  return fmt::format("{}{}{}:{}", v6 ? "[" : "", cfg.host, v6 ? "]" : "", cfg.port);
+}
+
+}  // namespace
+
 std::string load_summary_json(const ClientConfig& cfg, const LoadResult& r) {
   const Histogram& h = r.latency;
-  std::string out =
-      fmt::format(R"({{"mode":"{}","concurrency":{},"rate":{},"requests":{},"ok":{},"failed":{})",
-                  mode_name(cfg), cfg.concurrency, cfg.rate, r.requests, r.ok, r.failed());
+  std::string out = fmt::format(
+      R"({{"version":"{}","target":"{}","start":"{}","mode":"{}","threads":{},"connections":{},"concurrency":{},"rate":{},"requests":{},"ok":{},"failed":{})",
+      kVersion, endpoint(cfg), rfc3339(r.started_at), mode_name(cfg), cfg.concurrency,
+      cfg.concurrency, cfg.concurrency, cfg.rate, r.requests, r.ok, r.failed());
   for (int k = 1; k < kFailureKinds; ++k) {
     out += fmt::format(R"(,"{}":{})", failure_name(static_cast<Failure>(k)), r.failures[k]);
   }
   out += fmt::format(R"(,"reconnects":{},"interrupted":{})", r.reconnects, r.interrupted);
   out += fmt::format(R"(,"seconds":{:.3f},"rps":{:.1f})", r.seconds, rps(r));
-  // Percentiles of nothing are not 0: null when no request succeeded.
-  auto us = [&](uint64_t v) { return r.ok == 0 ? std::string("null") : std::to_string(v); };
-  out += fmt::format(R"(,"p50_us":{},"p90_us":{},"p99_us":{},"p999_us":{},"max_us":{}}})",
-                     us(h.percentile(0.50)), us(h.percentile(0.90)), us(h.percentile(0.99)),
-                     us(h.percentile(0.999)), us(h.max()));
-  out += "\n";
+  if (cfg.rate > 0) {
+    out += fmt::format(R"(,"target_rps":{},"achieved_rps":{:.1f})", cfg.rate, rps(r));
+  }
+  const bool any = r.ok > 0;
+  out += any ? fmt::format(R"(,"mean_us":{:.1f},"min_us":{})", h.mean(), h.min())
+             : std::string(R"(,"mean_us":null,"min_us":null)");
+  out += percentiles_json(h, any, "");
+  out += percentiles_json(r.latency_uncorrected ? *r.latency_uncorrected : h, any, "_uncorrected");
+  out += "}\n";
   return out;
 }
 
@@ -73,6 +115,25 @@ std::string load_error_json(const ClientConfig& cfg, const std::string& target,
   return fmt::format(R"({{"mode":"{}","target":"{}","requests":0,"ok":0,"failed":0,"error":"{}"}})",
                      mode_name(cfg), target, escaped) +
          "\n";
+}
+
+std::string rate_warning(const ClientConfig& cfg, const LoadResult& r) {
+  if (cfg.rate <= 0 || r.interrupted || rps(r) >= 0.95 * cfg.rate) return {};
+  std::string why;
+  const double mean_s = (r.latency_uncorrected ? *r.latency_uncorrected : r.latency).mean() / 1e6;
+  const auto needed = static_cast<uint64_t>(std::ceil(cfg.rate * mean_s));
+  if (r.failed() * 20 > r.requests) {
+    why = fmt::format("{} of {} requests failed", r.failed(), r.requests);
+  } else if (needed * 5 >= cfg.concurrency * 4) {
+    why = fmt::format(
+        "too few connections for the server's latency: {:g}/s at {:.1f} ms each needs about {} "
+        "in flight, and --concurrency is {}",
+        cfg.rate, mean_s * 1e3, needed, cfg.concurrency);
+  } else {
+    why = "the client itself may be saturated (CPU) or the machine overloaded";
+  }
+  return fmt::format("tcpc: achieved {:.1f} req/s, {:.0f}% of the --rate {:g} target: {}\n", rps(r),
+                     100 * rps(r) / cfg.rate, cfg.rate, why);
 }
 
 std::string load_hints(const LoadResult& r) {

@@ -15,6 +15,9 @@ std::string load_summary_json(const ClientConfig& cfg, const LoadResult& r);
 // The one JSON object of a run that could not start: {"mode", "target", ..., "error"}.
 std::string load_error_json(const ClientConfig& cfg, const std::string& target,
                             const std::string& error);
+// With --rate, when less than 95% of the target was achieved: one line saying so and the likely
+// cause (failures, too few connections for the server's latency, or the client itself).
+std::string rate_warning(const ClientConfig& cfg, const LoadResult& r);
 // Lines naming the fix when the client itself ran out of ports or descriptors.
 std::string load_hints(const LoadResult& r);
 

@@ -76,7 +76,7 @@ void log_connection(const ConnectionLog& c) noexcept;
 // terminal) costs dropped lines, never a stalled worker or a missed SIGTERM.
 class LogWriter {
  public:
-  static constexpr std::size_t kDefaultCapacity = 256 * 1024;
+  static constexpr std::size_t kDefaultCapacity = std::size_t{256} * 1024;
 
   explicit LogWriter(int fd, std::size_t capacity = kDefaultCapacity);
   // Writes what is buffered for at most half a second, then gives up on a dead sink.

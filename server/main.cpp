@@ -62,7 +62,7 @@ int serve(tcpd::ServerConfig config) {
 
 }  // namespace
 
-int main(int argc, char* argv[]) {
+int main(int argc, char* argv[]) try {
   auto parsed = tcpd::parse_server_cli(argc, argv);
   if (auto* done = std::get_if<tcpd::CliExit>(&parsed)) {
     std::fputs(done->text.c_str(), done->code == 0 ? stdout : stderr);
@@ -86,4 +86,8 @@ int main(int argc, char* argv[]) {
     tcpd::log_at(tcpd::LogLevel::error, "{}", e.what());
     return 1;
   }
+} catch (const std::exception& e) {
+  // Before the log exists (parsing the flags, configuring the log): out of memory at most.
+  std::fprintf(stderr, "tcpd: %s\n", e.what());
+  return 1;
 }

@@ -19,7 +19,7 @@ namespace tcpd {
 
 namespace {
 // Input a lingering close throws away per wake-up, so one chatty peer cannot hog the poller.
-constexpr std::size_t kDiscardPerEvent = 64 * 1024;
+constexpr std::size_t kDiscardPerEvent = std::size_t{64} * 1024;
 // After this long with no new connection and nothing for the poller, the server is quiet.
 constexpr Millis kQuietAfter{1000};
 }  // namespace

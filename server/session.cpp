@@ -14,7 +14,7 @@
 namespace tcpd {
 namespace {
 
-constexpr std::size_t kReadChunk = 16 * 1024;
+constexpr std::size_t kReadChunk = std::size_t{16} * 1024;
 
 bool is_draining(const SessionEnv& env) {
   return env.draining.load(std::memory_order_acquire);
@@ -310,49 +310,54 @@ std::optional<Verdict> yield_between_requests(Session& s, const SessionEnv& env,
   }
 }
 
+// Between requests while nobody else waits: keep the worker on this session until its next
+// request, its idle deadline, or until someone else needs a worker. Right after a reply that is
+// a blocking recv (the Waker interrupts it); otherwise, and for a wait that was interrupted,
+// poll with the exact deadline on the session and the backlog fd (which the drain also raises
+// for good). `stray_wake`: the last blocking wait was interrupted for no reason left.
+std::optional<Verdict> wait_between_requests(Session& s, const SessionEnv& env, unsigned worker,
+                                             bool answered_this_turn, bool& stray_wake) {
+  const bool fresh_wait = answered_this_turn && !stray_wake &&
+                          s.idle_deadline - Clock::now() >= env.config.idle_timeout - Millis{5};
+  IoResult r = fresh_wait ? blocking_idle_wait(s, env, worker)
+                          : receive(s, s.idle_deadline, env.backlog_fd, env, answered_this_turn);
+  if (fresh_wait && r.status == IoStatus::woken && !is_draining(env) &&
+      !env.backlogged.load(std::memory_order_relaxed)) {
+    stray_wake = true;  // wait again, now with poll and the exact deadline
+    return std::nullopt;
+  }
+  switch (r.status) {
+    case IoStatus::ok: return std::nullopt;
+    case IoStatus::closed: return close_with(peer_closed(s));
+    case IoStatus::timed_out: return close_with(Outcome::idle_timeout);
+    case IoStatus::woken:
+      if (is_draining(env)) return std::nullopt;
+      // Someone needs this worker: yield the session to the tail of the queue.
+      return Verdict{Verdict::Kind::requeue};
+    default: return close_with(between_requests(r.status, s, env));
+  }
+}
+
 }  // namespace
 
+// One named step per state: answer what is complete, finish a request under way, or wait
+// between requests in the way the moment calls for (draining, others waiting, nobody waiting).
 Verdict serve(Session& s, const SessionEnv& env, std::string& out, unsigned worker) {
-  const ServerConfig& cfg = env.config;
   bool answered_this_turn = false;
   bool stray_wake = false;
   for (;;) {
     if (auto v = answer_ready(s, env, out, answered_this_turn)) return *v;
+    std::optional<Verdict> v;
     if (!s.framer.empty()) {
-      if (auto v = continue_request(s, env)) return *v;
-      continue;
+      v = continue_request(s, env);
+    } else if (is_draining(env)) {
+      v = drain_between_requests(s, env);
+    } else if (env.backlogged.load(std::memory_order_relaxed)) {
+      v = yield_between_requests(s, env, answered_this_turn);
+    } else {
+      v = wait_between_requests(s, env, worker, answered_this_turn, stray_wake);
     }
-    if (is_draining(env)) {
-      if (auto v = drain_between_requests(s, env)) return *v;
-      continue;
-    }
-    if (env.backlogged.load(std::memory_order_relaxed)) {
-      if (auto v = yield_between_requests(s, env, answered_this_turn)) return *v;
-      continue;
-    }
-    // Nobody waits: keep the worker on this session until its next request, its idle deadline,
-    // or until someone else needs a worker. Right after a reply that is a blocking recv (the
-    // Waker interrupts it); otherwise, and for a wait that was interrupted, poll with the exact
-    // deadline on the session and the backlog fd (which the drain also raises for good).
-    const bool fresh_wait = answered_this_turn && !stray_wake &&
-                            s.idle_deadline - Clock::now() >= cfg.idle_timeout - Millis{5};
-    IoResult r = fresh_wait ? blocking_idle_wait(s, env, worker)
-                            : receive(s, s.idle_deadline, env.backlog_fd, env, answered_this_turn);
-    if (fresh_wait && r.status == IoStatus::woken && !is_draining(env) &&
-        !env.backlogged.load(std::memory_order_relaxed)) {
-      stray_wake = true;  // wait again, now with poll and the exact deadline
-      continue;
-    }
-    switch (r.status) {
-      case IoStatus::ok: continue;
-      case IoStatus::closed: return close_with(peer_closed(s));
-      case IoStatus::timed_out: return close_with(Outcome::idle_timeout);
-      case IoStatus::woken:
-        if (is_draining(env)) continue;
-        // Someone needs this worker: yield the session to the tail (see above).
-        return {Verdict::Kind::requeue};
-      default: return close_with(between_requests(r.status, s, env));
-    }
+    if (v) return *v;
   }
 }
 

@@ -26,7 +26,7 @@ inline constexpr Millis kLinger{1};
 inline constexpr Millis kFirstRequestGrace{200};
 // Replies are written whenever this many bytes are ready, so that what a session holds in
 // replies not yet written is bounded whatever the request mix (a longer reply goes out alone).
-inline constexpr std::size_t kReplyBuffer = 64 * 1024;
+inline constexpr std::size_t kReplyBuffer = std::size_t{64} * 1024;
 
 inline constexpr std::string_view kErrBusy = "ERR busy\n";
 inline constexpr std::string_view kErrTooLong = "ERR too long\n";

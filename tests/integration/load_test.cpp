@@ -190,3 +190,31 @@ TEST(Load, KeepaliveConnectionClosedByTheServerIsReopenedNotCountedAsFailure) {
   EXPECT_EQ(num(r.out, "failed"), 0) << r.out;
   EXPECT_EQ(num(r.out, "reconnects"), 3) << r.out;
 }
+
+TEST(Load, RateHonesty) {
+  // Regressions from the issue: a missed target was reported silently as success with rps
+  // counted to the last reply; --duration 1 --rate 300 sent 301.
+  Tcpd slow({"--quiet", "--delay-ms", "20"});
+  auto missed = tcpc(slow.port, {"--rate", "100", "--duration", "1", "--json"});
+  EXPECT_LT(num(missed.out, "achieved_rps"), 95) << missed.out;
+  EXPECT_EQ(num(missed.out, "target_rps"), 100) << missed.out;
+  EXPECT_NE(missed.err.find("of the --rate 100 target: too few connections"), std::string::npos)
+      << missed.err;
+  // Uncorrected latency is the server's ~20 ms; corrected includes the queueing behind it.
+  EXPECT_LT(num(missed.out, "p50_us_uncorrected"), 200000) << missed.out;
+  EXPECT_GT(num(missed.out, "p99_us"), num(missed.out, "p99_us_uncorrected")) << missed.out;
+
+  auto once = tcpc(slow.port, {"--rate", "0.5", "--count", "1", "--json"});
+  EXPECT_EQ(num(once.out, "requests"), 1);
+  EXPECT_LE(num(once.out, "rps"), 1) << once.out;  // one request over a 2 s schedule
+
+  Tcpd fast({"--quiet"});
+  auto exact =
+      tcpc(fast.port, {"--rate", "300", "--duration", "1", "--concurrency", "4", "--json"});
+  EXPECT_EQ(num(exact.out, "requests"), 300) << exact.out;
+  EXPECT_EQ(exact.err.find("target"), std::string::npos) << exact.err;  // met: no warning
+  for (const char* key : {"version", "target", "start", "threads", "connections", "mean_us",
+                          "min_us", "p99_us_uncorrected"}) {
+    EXPECT_NE(exact.out.find(std::string("\"") + key + "\":"), std::string::npos) << key;
+  }
+}

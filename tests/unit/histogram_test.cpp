@@ -54,3 +54,16 @@ TEST(Histogram, EmptyIsZero) {
   EXPECT_EQ(h.percentile(0.5), 0u);
   EXPECT_EQ(h.max(), 0u);
 }
+
+TEST(Histogram, MinMeanAndMaxSurviveAMerge) {
+  tcpd::Histogram a, b;
+  EXPECT_EQ(a.min(), 0u);
+  EXPECT_EQ(a.mean(), 0.0);
+  for (uint64_t v : {10, 20, 30}) a.record(v);
+  for (uint64_t v : {5, 2000}) b.record(v);
+  a.merge(b);
+  EXPECT_EQ(a.count(), 5u);
+  EXPECT_EQ(a.min(), 5u);
+  EXPECT_EQ(a.max(), 2000u);
+  EXPECT_DOUBLE_EQ(a.mean(), (10 + 20 + 30 + 5 + 2000) / 5.0);
+}
