@@ -3,6 +3,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "clock.hpp"
 
@@ -22,9 +23,17 @@ struct ClientConfig {
   double rate = 0;  // requests/s in total; 0 = closed loop
   std::optional<std::string> expect;
   bool json = false;
+  // Requests sent in load mode, cycled: --msg, or a printable request of --size bytes, or the
+  // lines of --msg-file (read by main before the run).
+  std::vector<std::string> messages;
+  std::string msg_file;                               // --msg-file, read into `messages` by main
+  std::vector<double> percentiles{50, 90, 99, 99.9};  // --percentiles
+  std::string histogram_file;                         // --histogram
+  double warmup_s = 0;                                // --warmup, excluded from every figure
 
   [[nodiscard]] bool load_mode() const {
-    return count > 1 || duration_s.has_value() || concurrency > 1 || rate > 0 || json;
+    return count > 1 || duration_s.has_value() || concurrency > 1 || rate > 0 || json ||
+           !messages.empty() || !msg_file.empty() || !histogram_file.empty();
   }
   [[nodiscard]] bool stdin_mode() const { return msg == "-"; }
 };

@@ -48,6 +48,13 @@ void Histogram::record(uint64_t micros) {
   max_ = std::max(max_, micros);
   min_ = std::min(min_, micros);
   sum_ += micros;
+  sum_squares_ += static_cast<double>(micros) * static_cast<double>(micros);
+}
+
+double Histogram::stddev() const {
+  if (count_ == 0) return 0;
+  const double m = mean();
+  return std::sqrt(std::max(0.0, sum_squares_ / static_cast<double>(count_) - m * m));
 }
 
 void Histogram::merge(const Histogram& other) {
@@ -56,6 +63,7 @@ void Histogram::merge(const Histogram& other) {
   max_ = std::max(max_, other.max_);
   min_ = std::min(min_, other.min_);
   sum_ += other.sum_;
+  sum_squares_ += other.sum_squares_;
 }
 
 uint64_t Histogram::percentile(double q) const {

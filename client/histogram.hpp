@@ -1,5 +1,6 @@
 #pragma once
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <vector>
@@ -21,9 +22,18 @@ class Histogram {
   [[nodiscard]] double mean() const {
     return count_ == 0 ? 0 : static_cast<double>(sum_) / static_cast<double>(count_);
   }
+  [[nodiscard]] double stddev() const;
   // The value at quantile q (0..1): the smallest bucket value with at least q of the samples at
   // or below it. 0 when empty.
   [[nodiscard]] uint64_t percentile(double q) const;
+
+  // Calls f(value, count) for every non-empty bucket, lowest first (value: the bucket's highest).
+  template <typename F>
+  void for_each(F&& f) const {
+    for (std::size_t i = 0; i < buckets_.size(); ++i) {
+      if (buckets_[i] != 0) f(std::min(highest_of(i), max_), buckets_[i]);
+    }
+  }
 
   static std::size_t index_of(uint64_t micros);
   static uint64_t lowest_of(std::size_t index);
@@ -35,6 +45,7 @@ class Histogram {
   uint64_t max_ = 0;
   uint64_t min_ = UINT64_MAX;
   uint64_t sum_ = 0;
+  double sum_squares_ = 0;
 };
 
 }  // namespace tcpd

@@ -18,10 +18,11 @@ namespace {
 struct Shared {
   const ClientConfig& cfg;
   const Target& target;
-  std::string request;
+  std::vector<std::string> requests;  // each with its newline, cycled
   Clock::time_point start;
   Clock::time_point end;              // max() in count mode
   uint64_t max_tickets = UINT64_MAX;  // requests to schedule: --count, or --duration x --rate
+  Clock::time_point measured_from{};  // start + --warmup
   std::atomic<uint64_t> tickets{0};
   std::atomic<uint64_t> done{0};
   std::atomic<uint64_t> ok{0};
@@ -75,13 +76,13 @@ Failure open_connection(Shared& sh, LoadResult& r, std::optional<Connection>& co
 // restart) fails before any byte of a reply; like an HTTP client, tcpc then sends the request
 // once more on a new connection, which a load balancer or a restarted server takes.
 Failure one_request(Shared& sh, LoadResult& r, std::optional<Connection>& conn,
-                    const std::string* expect) {
+                    const std::string& request, const std::string* expect) {
   for (int attempt = 0;; ++attempt) {
     bool reused = conn.has_value();
     if (!conn) {
       if (Failure f = open_connection(sh, r, conn, reused); f != Failure::none) return f;
     }
-    ReplyResult rr = conn->request(sh.request);
+    ReplyResult rr = conn->request(request);
     Failure f = rr.failure == Failure::none ? classify_reply(rr.reply, expect) : rr.failure;
     if (rr.failure == Failure::other && rr.closed) f = Failure::reset;  // closed, no reply
     const bool stale = reused && rr.reply.empty() && (f == Failure::reset);
@@ -100,6 +101,7 @@ uint64_t micros(Clock::duration d) {
 
 void worker(Shared& sh, LoadResult& r) {
   std::optional<Connection> conn;
+  uint64_t sent_count = 0;
   const std::string* expect = sh.cfg.expect ? &*sh.cfg.expect : nullptr;
   while (auto due = next_ticket(sh)) {
     if (*due > Clock::now()) std::this_thread::sleep_until(*due);
@@ -108,8 +110,11 @@ void worker(Shared& sh, LoadResult& r) {
     // the queueing it causes (coordinated omission).
     const auto sent = Clock::now();
     const auto t0 = sh.cfg.rate > 0 ? *due : sent;
+    const std::string& request = sh.requests[sent_count++ % sh.requests.size()];
+    const Failure f = one_request(sh, r, conn, request, expect);
+    // --warmup: what completes before the measured window opens counts nowhere.
+    if (Clock::now() < sh.measured_from) continue;
     ++r.requests;
-    const Failure f = one_request(sh, r, conn, expect);
     if (f == Failure::none) {
       ++r.ok;
       const auto done = Clock::now();
@@ -129,17 +134,22 @@ void worker(Shared& sh, LoadResult& r) {
 
 LoadResult run_load(const ClientConfig& cfg, const Target& target,
                     const std::function<void(const Progress&)>& on_tick, RunControl control) {
-  Shared sh{cfg, target, cfg.msg + "\n", Clock::now(), Clock::time_point::max()};
+  Shared sh{cfg, target, {}, Clock::now(), Clock::time_point::max()};
+  for (const auto& m : cfg.messages) sh.requests.push_back(m + "\n");
+  if (sh.requests.empty()) sh.requests.push_back(cfg.msg + "\n");
+  const auto warmup =
+      std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(cfg.warmup_s));
+  sh.measured_from = sh.start + warmup;
   sh.first = std::move(control.first);
   sh.stop = control.stop;
   if (cfg.duration_s) {
-    sh.end = sh.start + std::chrono::duration_cast<Clock::duration>(
-                            std::chrono::duration<double>(*cfg.duration_s));
+    sh.end = sh.measured_from + std::chrono::duration_cast<Clock::duration>(
+                                    std::chrono::duration<double>(*cfg.duration_s));
   }
   if (!cfg.duration_s) {
     sh.max_tickets = cfg.count;
   } else if (cfg.rate > 0) {
-    sh.max_tickets = static_cast<uint64_t>(*cfg.duration_s * cfg.rate + 1e-9);
+    sh.max_tickets = static_cast<uint64_t>((*cfg.duration_s + cfg.warmup_s) * cfg.rate + 1e-9);
   }
   const auto wall_start = std::chrono::system_clock::now();
   std::vector<LoadResult> results(cfg.concurrency);
@@ -172,10 +182,11 @@ LoadResult run_load(const ClientConfig& cfg, const Target& target,
   for (auto& t : threads) t.join();
   LoadResult total;
   total.started_at = wall_start;
-  total.seconds = std::chrono::duration<double>(Clock::now() - sh.start).count();
+  total.seconds = std::chrono::duration<double>(Clock::now() - sh.measured_from).count();
   if (cfg.rate > 0) {
     const uint64_t scheduled = std::min(sh.tickets.load(), sh.max_tickets);
-    total.seconds = std::max(total.seconds, static_cast<double>(scheduled) / cfg.rate);
+    total.seconds =
+        std::max(total.seconds, static_cast<double>(scheduled) / cfg.rate - cfg.warmup_s);
     total.latency_uncorrected.emplace();
   }
   for (const auto& r : results) {

@@ -5,7 +5,9 @@
 #include <csignal>
 #include <cstdio>
 #include <cstring>
+#include <fstream>
 #include <iostream>
+#include <optional>
 #include <string>
 
 #include "exchange.hpp"
@@ -117,8 +119,24 @@ int fail_load(const ClientConfig& cfg, const std::string& message) {
   return fail(message);
 }
 
-int run_load_mode(const ClientConfig& cfg) {
+// --msg-file: one request per line (a final '\r' dropped), cycled over the run.
+std::optional<std::string> read_messages(ClientConfig& cfg) {
+  std::ifstream in(cfg.msg_file);
+  if (!in) return fmt::format("cannot read --msg-file {}: {}", cfg.msg_file, std::strerror(errno));
+  std::string line;
+  while (std::getline(in, line)) {
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    cfg.messages.push_back(line);
+  }
+  if (cfg.messages.empty()) return fmt::format("--msg-file {} has no lines", cfg.msg_file);
+  return std::nullopt;
+}
+
+int run_load_mode(ClientConfig cfg) {
   install_stop_handlers();
+  if (!cfg.msg_file.empty()) {
+    if (auto error = read_messages(cfg)) return fail_load(cfg, *error);
+  }
   // Resolve once and find the address that answers (localhost may be ::1 or 127.0.0.1). The
   // connection that answers is the run's first connection, not a probe the server would count
   // as a client without a request.
@@ -144,6 +162,11 @@ int run_load_mode(const ClientConfig& cfg) {
   std::fputs(out.c_str(), stdout);
   std::fflush(stdout);
   std::fputs(tcpd::rate_warning(cfg, r).c_str(), stderr);
+  if (!cfg.histogram_file.empty()) {
+    std::ofstream h(cfg.histogram_file);
+    h << tcpd::histogram_text(r.latency);
+    if (!h) return fail(fmt::format("cannot write --histogram {}", cfg.histogram_file));
+  }
   std::fputs(tcpd::load_hints(r).c_str(), stderr);
   if (const int sig = g_signal.load(); sig != 0) return 128 + sig;
   return r.failed() == 0 ? 0 : 1;

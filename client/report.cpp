@@ -44,8 +44,9 @@ std::string load_summary_text(const ClientConfig& cfg, const LoadResult& r) {
     out += "latency: none (no request succeeded)\n";
     return out;
   }
-  out += fmt::format("latency (us): p50 {}  p90 {}  p99 {}  p99.9 {}  max {}\n", h.percentile(0.50),
-                     h.percentile(0.90), h.percentile(0.99), h.percentile(0.999), h.max());
+  out += "latency (us):";
+  for (double p : cfg.percentiles) out += fmt::format(" p{:g} {} ", p, h.percentile(p / 100));
+  out += fmt::format(" max {}\n", h.max());
   if (r.latency_uncorrected) {
     const Histogram& u = *r.latency_uncorrected;
     out += fmt::format("from the actual send (uncorrected): p50 {}  p99 {}  max {}\n",
@@ -100,6 +101,13 @@ std::string load_summary_json(const ClientConfig& cfg, const LoadResult& r) {
   out += any ? fmt::format(R"(,"mean_us":{:.1f},"min_us":{})", h.mean(), h.min())
              : std::string(R"(,"mean_us":null,"min_us":null)");
   out += percentiles_json(h, any, "");
+  out += R"(,"percentiles_us":{)";
+  for (std::size_t i = 0; i < cfg.percentiles.size(); ++i) {
+    const double p = cfg.percentiles[i];
+    out += fmt::format(R"({}"{:g}":{})", i == 0 ? "" : ",", p,
+                       any ? std::to_string(h.percentile(p / 100)) : std::string("null"));
+  }
+  out += "}";
   out += percentiles_json(r.latency_uncorrected ? *r.latency_uncorrected : h, any, "_uncorrected");
   out += "}\n";
   return out;
@@ -115,6 +123,29 @@ std::string load_error_json(const ClientConfig& cfg, const std::string& target,
   return fmt::format(R"({{"mode":"{}","target":"{}","requests":0,"ok":0,"failed":0,"error":"{}"}})",
                      mode_name(cfg), target, escaped) +
          "\n";
+}
+
+std::string histogram_text(const Histogram& h) {
+  std::string out = fmt::format("{:>12} {:>14} {:>10} {:>14}\n\n", "Value", "Percentile",
+                                "TotalCount", "1/(1-Percentile)");
+  uint64_t seen = 0;
+  const double total = static_cast<double>(h.count());
+  h.for_each([&](uint64_t value, uint64_t count) {
+    seen += count;
+    const double p = static_cast<double>(seen) / total;
+    if (seen == h.count()) {
+      out += fmt::format("{:12.3f} {:14.12f} {:10} {:>14}\n", static_cast<double>(value), p, seen,
+                         "inf");
+    } else {
+      out += fmt::format("{:12.3f} {:14.12f} {:10} {:14.2f}\n", static_cast<double>(value), p, seen,
+                         1 / (1 - p));
+    }
+  });
+  out += fmt::format("#[Mean    = {:12.3f}, StdDeviation   = {:12.3f}]\n", h.mean(), h.stddev());
+  out += fmt::format("#[Max     = {:12.3f}, Total count    = {:12}]\n",
+                     static_cast<double>(h.max()), h.count());
+  out += "#[Values are microseconds]\n";
+  return out;
 }
 
 std::string rate_warning(const ClientConfig& cfg, const LoadResult& r) {

@@ -18,6 +18,9 @@ std::string load_error_json(const ClientConfig& cfg, const std::string& target,
 // With --rate, when less than 95% of the target was achieved: one line saying so and the likely
 // cause (failures, too few connections for the server's latency, or the client itself).
 std::string rate_warning(const ClientConfig& cfg, const LoadResult& r);
+// The full latency distribution in HdrHistogram's percentile text format (Value, Percentile,
+// TotalCount, 1/(1-Percentile)), values in microseconds, for --histogram FILE.
+std::string histogram_text(const Histogram& h);
 // Lines naming the fix when the client itself ran out of ports or descriptors.
 std::string load_hints(const LoadResult& r);
 

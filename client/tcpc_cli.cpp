@@ -81,6 +81,27 @@ std::variant<ClientConfig, ClientCliExit> parse_client_cli(int argc, const char*
   auto* expect_opt =
       app.add_option("--expect", expect, "a reply other than this is a failure")->type_name("TEXT");
   app.add_flag("--json", cfg.json, "load mode: print one JSON object");
+  std::size_t size = 0;
+  std::string msg_file;
+  std::string percentiles;
+  auto* size_opt =
+      app.add_option("--size", size, "load mode: requests of this many printable bytes")
+          ->type_name("BYTES")
+          ->check(integer(1, 64LL * 1024 * 1024));
+  auto* file_opt =
+      app.add_option("--msg-file", msg_file, "load mode: one request per line of FILE, cycled")
+          ->type_name("FILE");
+  size_opt->excludes(file_opt);
+  app.add_option("--percentiles", percentiles, "load mode: latency percentiles to report")
+      ->type_name("LIST")
+      ->default_str("50,90,99,99.9");
+  app.add_option("--histogram", cfg.histogram_file,
+                 "load mode: write the latency distribution (HdrHistogram text format) to FILE")
+      ->type_name("FILE");
+  auto* warmup_opt = app.add_option("--warmup", cfg.warmup_s,
+                                    "load mode: seconds run first and left out of every figure")
+                         ->type_name("SECONDS")
+                         ->check(number(0, 3600));
 
   try {
     app.parse(argc, argv);
@@ -97,6 +118,28 @@ std::variant<ClientConfig, ClientCliExit> parse_client_cli(int argc, const char*
   if (*duration_opt) cfg.duration_s = duration;
   cfg.concurrency = static_cast<unsigned>(concurrency);
   if (*expect_opt) cfg.expect = expect;
+  if (*size_opt) {
+    std::string m(size, 'x');
+    for (std::size_t i = 0; i < size; ++i) m[i] = static_cast<char>('a' + i % 26);
+    cfg.messages.push_back(std::move(m));
+  }
+  cfg.msg_file = msg_file;
+  if (!percentiles.empty()) {
+    cfg.percentiles.clear();
+    std::size_t at = 0;
+    while (at <= percentiles.size()) {
+      const std::size_t comma = std::min(percentiles.find(',', at), percentiles.size());
+      const std::string item = percentiles.substr(at, comma - at);
+      if (std::string why = check_number(item, 0, 100); !why.empty()) {
+        return ClientCliExit{2, "tcpc: --percentiles: " + why + " (see tcpc --help)\n"};
+      }
+      cfg.percentiles.push_back(std::stod(item));
+      at = comma + 1;
+    }
+  }
+  if (*warmup_opt && !cfg.duration_s) {
+    return ClientCliExit{2, "tcpc: --warmup needs --duration (see tcpc --help)\n"};
+  }
   if (cfg.stdin_mode() && cfg.load_mode()) {
     return ClientCliExit{
         2, "tcpc: --msg - reads requests from stdin and cannot be combined with load mode\n"};

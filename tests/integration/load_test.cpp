@@ -1,7 +1,10 @@
 // tcpc load mode against tcpd and against misbehaving servers.
 #include <gtest/gtest.h>
 
+#include <unistd.h>
 #include <cmath>
+
+#include <fstream>
 #include <regex>
 #include <thread>
 
@@ -217,4 +220,35 @@ TEST(Load, RateHonesty) {
                           "min_us", "p99_us_uncorrected"}) {
     EXPECT_NE(exact.out.find(std::string("\"") + key + "\":"), std::string::npos) << key;
   }
+}
+
+TEST(Load, PayloadsPercentilesHistogramFileAndWarmup) {
+  Tcpd srv({"--quiet", "--mode", "echo"});
+  // --msg-file: one request per line, cycled; echo mode proves which was sent.
+  const std::string file = "/tmp/tcpc-msgs-" + std::to_string(::getpid());
+  {
+    std::ofstream f(file);
+    f << "one\ntwo\nthree\n";
+  }
+  auto cycled = tcpc(srv.port, {"--msg-file", file, "--count", "6", "--expect", "one", "--json"});
+  EXPECT_EQ(num(cycled.out, "ok"), 2) << cycled.out;
+  EXPECT_EQ(num(cycled.out, "mismatch"), 4) << cycled.out;
+  ::unlink(file.c_str());
+  // --size: a printable request of that length, echoed back whole.
+  const std::string hist = "/tmp/tcpc-hist-" + std::to_string(::getpid());
+  auto sized = tcpc(srv.port, {"--size", "300", "--count", "50", "--percentiles", "50,99.99",
+                               "--histogram", hist, "--json"});
+  EXPECT_EQ(num(sized.out, "ok"), 50) << sized.out << sized.err;
+  EXPECT_NE(sized.out.find(R"("percentiles_us":{"50":)"), std::string::npos) << sized.out;
+  EXPECT_NE(sized.out.find(R"(,"99.99":)"), std::string::npos) << sized.out;
+  std::ifstream h(hist);
+  std::string all((std::istreambuf_iterator<char>(h)), {});
+  EXPECT_NE(all.find("Value     Percentile TotalCount 1/(1-Percentile)"), std::string::npos) << all;
+  EXPECT_NE(all.find("Total count    =           50]"), std::string::npos) << all;
+  ::unlink(hist.c_str());
+  // --warmup: left out of every figure; the measured window is the duration.
+  auto warm = tcpc(srv.port, {"--duration", "0.5", "--warmup", "0.5", "--json"});
+  EXPECT_GE(num(warm.out, "seconds"), 0);
+  EXPECT_LT(std::stod(warm.out.substr(warm.out.find("\"seconds\":") + 10)), 0.8) << warm.out;
+  EXPECT_GT(num(warm.out, "ok"), 0);
 }

@@ -67,3 +67,10 @@ TEST(Histogram, MinMeanAndMaxSurviveAMerge) {
   EXPECT_EQ(a.max(), 2000u);
   EXPECT_DOUBLE_EQ(a.mean(), (10 + 20 + 30 + 5 + 2000) / 5.0);
 }
+
+TEST(Histogram, StandardDeviation) {
+  tcpd::Histogram h;
+  for (uint64_t v : {2, 4, 4, 4, 5, 5, 7, 9}) h.record(v);
+  EXPECT_DOUBLE_EQ(h.mean(), 5.0);
+  EXPECT_DOUBLE_EQ(h.stddev(), 2.0);
+}
