@@ -155,7 +155,7 @@ std::string rate_warning(const ClientConfig& cfg, const LoadResult& r) {
   const auto needed = static_cast<uint64_t>(std::ceil(cfg.rate * mean_s));
   if (r.failed() * 20 > r.requests) {
     why = fmt::format("{} of {} requests failed", r.failed(), r.requests);
-  } else if (needed * 5 >= cfg.concurrency * 4) {
+  } else if (needed * 5 >= uint64_t{cfg.concurrency} * 4) {
     why = fmt::format(
         "too few connections for the server's latency: {:g}/s at {:.1f} ms each needs about {} "
         "in flight, and --concurrency is {}",
