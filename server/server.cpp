@@ -262,6 +262,7 @@ Session Server::Impl::new_session(Accepted& a) {
 
 void Server::Impl::admit(Accepted a) {
   stats.accepted();
+  if (log_enabled(LogLevel::debug)) log_at(LogLevel::debug, "{} accepted", a.peer.str());
   try {
     Session s = new_session(a);
     if (!queue.try_push(s)) reject(s, Outcome::busy);

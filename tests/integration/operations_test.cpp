@@ -238,6 +238,15 @@ TEST(Logs, LevelsFilterConnectionLinesButNeverTheSummary) {
   EXPECT_NE(r.err.find("warn tcpd: Terminated: stopping"), std::string::npos) << r.err;
 }
 
+TEST(Logs, DebugAddsALinePerAcceptedConnection) {
+  Tcpd srv({"--log-level", "debug"});
+  Client c = Client::connect(srv.port);
+  const uint16_t port = tcpd::local_port(c.fd());
+  EXPECT_TRUE(
+      srv.proc->wait_stderr("debug tcpd: 127.0.0.1:" + std::to_string(port) + " accepted", 10s))
+      << srv.proc->err();
+}
+
 TEST(Logs, PeerIsNamedEvenWhenTheClientIsAlreadyGone) {
   // Regression: the peer was looked up when the line was written, and a client that had reset
   // the connection by then was logged as "?".
