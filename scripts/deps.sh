@@ -20,6 +20,7 @@ if [[ $role == test ]]; then
   packages+=(
     libgtest-dev libbenchmark-dev      # tests, micro-benchmarks
     clang libclang-rt-14-dev           # libFuzzer for the framer fuzz target
+    clang-format clang-tidy            # the lint step
     python3                            # the tutorial's server and client (interop tests)
     socat netcat-openbsd curl          # interop with standard tools
     iproute2 procps bsdutils           # ss, pgrep, script(1) for scripts and tests

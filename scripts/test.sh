@@ -32,6 +32,18 @@ suite() {
 }
 
 suite release
+
+step "lint: clang-format, and clang-tidy's cognitive complexity (<= 25)"
+sources=(server/*.cpp server/*.hpp common/*.cpp common/*.hpp client/*.cpp client/*.hpp
+         tests/*/*.cpp tests/*/*.hpp)
+if ! clang-format --dry-run -Werror "${sources[@]}"; then
+  failed+=(format)
+fi
+if ! clang-tidy -p build/release --quiet --checks='-*,readability-function-cognitive-complexity' \
+    --warnings-as-errors='*' server/*.cpp common/*.cpp client/*.cpp 2>/dev/null; then
+  failed+=(complexity)
+fi
+
 if [[ $quick -eq 0 ]]; then
   suite tsan
   suite asan
