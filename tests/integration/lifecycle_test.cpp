@@ -15,10 +15,26 @@ using namespace testing_support;
 
 namespace {
 
+// Asks for the counters (SIGUSR1) until the stats line shows `key=value`: the server has got that
+// far. Waiting on the server's own account instead of sleeping.
+bool reaches(Tcpd& srv, const std::string& key, long value) {
+  return eventually(
+      [&] {
+        srv.proc->signal(SIGUSR1);
+        return srv.proc->wait_stderr(" " + key + "=" + std::to_string(value) + " ", 100ms);
+      },
+      15s);
+}
+
+// The last `key=N` in `text`: the summary's, when SIGUSR1 lines came before it.
 long counter(const std::string& text, const std::string& key) {
-  std::smatch m;
-  if (!std::regex_search(text, m, std::regex(" " + key + "=(\\d+)"))) return -1;
-  return std::stol(m[1]);
+  const std::regex re(" " + key + "=(\\d+)");
+  long last = -1;
+  for (auto it = std::sregex_iterator(text.begin(), text.end(), re); it != std::sregex_iterator();
+       ++it) {
+    last = std::stol((*it)[1]);
+  }
+  return last;
 }
 
 }  // namespace
@@ -31,7 +47,7 @@ TEST(Lifecycle, SigtermDrainsQueuedAndInFlightRequestsThenExitsZero) {
     ASSERT_TRUE(busy.back().send("work\n"));
   }
   Client idle = Client::connect(srv.port);
-  std::this_thread::sleep_for(200ms);  // let the requests reach the server
+  ASSERT_TRUE(reaches(srv, "bytes_in", 4 * 5)) << srv.proc->err();  // every "work\n" is there
   srv.proc->signal(SIGTERM);
   for (auto& c : busy) EXPECT_EQ(c.line(10s), "Hello from the server!\n");
   for (auto& c : busy) EXPECT_TRUE(c.closed_within(5s));
@@ -53,7 +69,7 @@ TEST(Lifecycle, DrainIsBoundedByTheDrainTimeout) {
   Tcpd srv({"--quiet", "--workers", "1", "--delay-ms", "60000", "--drain-timeout-ms", "300"});
   Client c = Client::connect(srv.port);
   ASSERT_TRUE(c.send("slow\n"));
-  std::this_thread::sleep_for(200ms);
+  ASSERT_TRUE(reaches(srv, "bytes_in", 5)) << srv.proc->err();
   const auto start = std::chrono::steady_clock::now();
   srv.proc->signal(SIGTERM);
   auto r = srv.proc->wait(20s);
@@ -67,7 +83,7 @@ TEST(Lifecycle, SecondSignalExitsAtOnceNonZero) {
   Tcpd srv({"--quiet", "--workers", "1", "--delay-ms", "60000", "--drain-timeout-ms", "60000"});
   Client c = Client::connect(srv.port);
   ASSERT_TRUE(c.send("slow\n"));
-  std::this_thread::sleep_for(200ms);
+  ASSERT_TRUE(reaches(srv, "bytes_in", 5)) << srv.proc->err();
   srv.proc->signal(SIGINT);
   ASSERT_TRUE(srv.proc->wait_stderr("draining", 10s)) << srv.proc->err();
   const auto start = std::chrono::steady_clock::now();
@@ -222,7 +238,7 @@ TEST(Lifecycle, ConnectionInTheListenQueueWhoseRequestFollowsIsServed) {
   ASSERT_TRUE(c.valid());
   srv.proc->signal(SIGTERM);
   srv.proc->signal(SIGCONT);
-  std::this_thread::sleep_for(20ms);  // the request arrives after the drain began
+  ASSERT_TRUE(srv.proc->wait_stderr("draining", 10s));  // the request arrives after that
   ASSERT_TRUE(c.send("late\n"));
   EXPECT_EQ(c.line(5s), "Hello from the server!\n");
   EXPECT_EQ(srv.proc->wait(15s).exit_code, 0);
