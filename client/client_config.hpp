@@ -30,6 +30,8 @@ struct ClientConfig {
   std::vector<double> percentiles{50, 90, 99, 99.9};  // --percentiles
   std::string histogram_file;                         // --histogram
   double warmup_s = 0;                                // --warmup, excluded from every figure
+  double ramp_up_s = 0;   // --ramp-up: threads start (and connect) spread over this long
+  double interval_s = 0;  // --interval: a line per interval, and "intervals" in the JSON
 
   [[nodiscard]] bool load_mode() const {
     return count > 1 || duration_s.has_value() || concurrency > 1 || rate > 0 || json ||

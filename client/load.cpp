@@ -5,6 +5,7 @@
 #include <cerrno>
 #include <cmath>
 #include <condition_variable>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <thread>
@@ -14,6 +15,15 @@
 
 namespace tcpd {
 namespace {
+
+// One thread's figures for the --interval under way; the main thread takes and resets them at
+// each boundary (the lock is the worker's own, so it is taken uncontended but for that moment).
+struct Window {
+  std::mutex mu;
+  Histogram latency;
+  uint64_t ok = 0;
+  uint64_t failed = 0;
+};
 
 struct Shared {
   const ClientConfig& cfg;
@@ -55,7 +65,8 @@ std::optional<Clock::time_point> next_ticket(Shared& sh) {
 // Opens the worker's connection; the failure when it cannot. `reused` is set when it is the
 // connection that found the target, opened before the run (it may have been closed since).
 Failure open_connection(Shared& sh, LoadResult& r, std::optional<Connection>& conn, bool& reused) {
-  if (sh.first && !sh.first_taken.exchange(true)) {
+  // The flag first: only the one thread that wins it may look at (and take) `first`.
+  if (!sh.first_taken.exchange(true) && sh.first) {
     conn.emplace(std::move(sh.first), sh.cfg.timeout);
     reused = true;
     return Failure::none;
@@ -99,13 +110,46 @@ uint64_t micros(Clock::duration d) {
   return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(d).count());
 }
 
-void worker(Shared& sh, LoadResult& r) {
+bool stopped(const Shared& sh) {
+  return sh.stop != nullptr && sh.stop->load(std::memory_order_relaxed);
+}
+
+// When one request ended: its latency from `t0` (the scheduled time with --rate) and from the
+// actual send, into the thread's totals and its --interval window.
+struct Timing {
+  Clock::time_point t0;
+  Clock::time_point sent;
+};
+
+void record(Shared& sh, LoadResult& r, Window* window, Failure f, Timing t) {
+  const auto done = Clock::now();
+  ++r.requests;
+  if (window != nullptr) {
+    std::lock_guard lock(window->mu);
+    if (f == Failure::none) window->latency.record(micros(done - t.t0));
+    ++(f == Failure::none ? window->ok : window->failed);
+  }
+  if (f != Failure::none) {
+    ++r.failures[static_cast<std::size_t>(f)];
+    return;
+  }
+  ++r.ok;
+  r.latency.record(micros(done - t.t0));
+  if (r.latency_uncorrected) r.latency_uncorrected->record(micros(done - t.sent));
+  sh.ok.fetch_add(1, std::memory_order_relaxed);
+}
+
+void worker(Shared& sh, LoadResult& r, Window* window, Clock::time_point first_start) {
   std::optional<Connection> conn;
   uint64_t sent_count = 0;
   const std::string* expect = sh.cfg.expect ? &*sh.cfg.expect : nullptr;
+  // --ramp-up: this thread's first connection waits for its turn.
+  while (Clock::now() < first_start && !stopped(sh)) {
+    std::this_thread::sleep_until(std::min(first_start, Clock::now() + Millis{100}));
+  }
   while (auto due = next_ticket(sh)) {
     if (*due > Clock::now()) std::this_thread::sleep_until(*due);
-    if (sh.stop != nullptr && sh.stop->load(std::memory_order_relaxed)) break;
+    if (stopped(sh)) break;
     // Open loop: latency counts from when the request was due, so a stalled server cannot hide
     // the queueing it causes (coordinated omission).
     const auto sent = Clock::now();
@@ -114,81 +158,56 @@ void worker(Shared& sh, LoadResult& r) {
     const Failure f = one_request(sh, r, conn, request, expect);
     // --warmup: what completes before the measured window opens counts nowhere.
     if (Clock::now() < sh.measured_from) continue;
-    ++r.requests;
-    if (f == Failure::none) {
-      ++r.ok;
-      const auto done = Clock::now();
-      r.latency.record(micros(done - t0));
-      if (r.latency_uncorrected) r.latency_uncorrected->record(micros(done - sent));
-      sh.ok.fetch_add(1, std::memory_order_relaxed);
-    } else {
-      ++r.failures[static_cast<std::size_t>(f)];
-      // A failing connect in a tight loop would only burn the ports or descriptors it lacks.
-      if (r.out_of_ports + r.out_of_fds > 0 && !conn) std::this_thread::sleep_for(Millis{1});
+    record(sh, r, window, f, {t0, sent});
+    // A failing connect in a tight loop would only burn the ports or descriptors it lacks.
+    if (f != Failure::none && r.out_of_ports + r.out_of_fds > 0 && !conn) {
+      std::this_thread::sleep_for(Millis{1});
     }
     sh.done.fetch_add(1, std::memory_order_relaxed);
   }
 }
 
-}  // namespace
+Clock::duration seconds(double s) {
+  return std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(s));
+}
 
-LoadResult run_load(const ClientConfig& cfg, const Target& target,
-                    const std::function<void(const Progress&)>& on_tick, RunControl control) {
-  Shared sh{cfg, target, {}, Clock::now(), Clock::time_point::max()};
+// The run's schedule: requests, the measured window, how many requests to schedule.
+void plan(Shared& sh, const ClientConfig& cfg) {
   for (const auto& m : cfg.messages) sh.requests.push_back(m + "\n");
   if (sh.requests.empty()) sh.requests.push_back(cfg.msg + "\n");
-  const auto warmup =
-      std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(cfg.warmup_s));
-  sh.measured_from = sh.start + warmup;
-  sh.first = std::move(control.first);
-  sh.stop = control.stop;
-  if (cfg.duration_s) {
-    sh.end = sh.measured_from + std::chrono::duration_cast<Clock::duration>(
-                                    std::chrono::duration<double>(*cfg.duration_s));
-  }
+  sh.measured_from = sh.start + seconds(cfg.warmup_s);
+  if (cfg.duration_s) sh.end = sh.measured_from + seconds(*cfg.duration_s);
   if (!cfg.duration_s) {
     sh.max_tickets = cfg.count;
   } else if (cfg.rate > 0) {
     sh.max_tickets = static_cast<uint64_t>((*cfg.duration_s + cfg.warmup_s) * cfg.rate + 1e-9);
   }
-  const auto wall_start = std::chrono::system_clock::now();
-  std::vector<LoadResult> results(cfg.concurrency);
-  if (cfg.rate > 0) {
-    for (auto& r : results) r.latency_uncorrected.emplace();
+}
+
+// Takes every thread's window: the figures of the interval that just ended at `end_s`.
+IntervalStats close_interval(std::vector<std::unique_ptr<Window>>& windows, double end_s,
+                             double length) {
+  Histogram merged;
+  IntervalStats iv;
+  for (auto& w : windows) {
+    std::lock_guard lock(w->mu);
+    merged.merge(w->latency);
+    iv.ok += w->ok;
+    iv.failed += w->failed;
+    w->latency = Histogram();
+    w->ok = w->failed = 0;
   }
-  std::vector<std::thread> threads;
-  threads.reserve(cfg.concurrency);
-  std::mutex mu;
-  std::condition_variable cv;
-  unsigned running = cfg.concurrency;
-  for (unsigned i = 0; i < cfg.concurrency; ++i) {
-    threads.emplace_back([&, i] {
-      worker(sh, results[i]);
-      std::lock_guard lock(mu);
-      if (--running == 0) cv.notify_all();
-    });
-  }
-  {
-    std::unique_lock lock(mu);
-    auto next = sh.start + std::chrono::seconds(1);
-    while (!cv.wait_until(lock, next, [&] { return running == 0; })) {
-      const double secs = std::chrono::duration<double>(Clock::now() - sh.start).count();
-      lock.unlock();
-      on_tick(Progress{sh.done.load(), sh.ok.load(), secs});
-      lock.lock();
-      next += std::chrono::seconds(1);
-    }
-  }
-  for (auto& t : threads) t.join();
+  iv.end_s = end_s;
+  iv.rps = length > 0 ? static_cast<double>(iv.ok) / length : 0;
+  iv.p50_us = merged.percentile(0.50);
+  iv.p99_us = merged.percentile(0.99);
+  return iv;
+}
+
+// The threads' results added up.
+LoadResult merge_results(const std::vector<LoadResult>& results, bool rate) {
   LoadResult total;
-  total.started_at = wall_start;
-  total.seconds = std::chrono::duration<double>(Clock::now() - sh.measured_from).count();
-  if (cfg.rate > 0) {
-    const uint64_t scheduled = std::min(sh.tickets.load(), sh.max_tickets);
-    total.seconds =
-        std::max(total.seconds, static_cast<double>(scheduled) / cfg.rate - cfg.warmup_s);
-    total.latency_uncorrected.emplace();
-  }
+  if (rate) total.latency_uncorrected.emplace();
   for (const auto& r : results) {
     total.requests += r.requests;
     total.ok += r.ok;
@@ -198,6 +217,103 @@ LoadResult run_load(const ClientConfig& cfg, const Target& target,
     total.reconnects += r.reconnects;
     total.latency.merge(r.latency);
     if (r.latency_uncorrected) total.latency_uncorrected->merge(*r.latency_uncorrected);
+  }
+  return total;
+}
+
+// The threads of one run and the calling thread's watch over them: a tick every second (every
+// --interval, with its figures) until the last thread has finished.
+class Run {
+ public:
+  Run(Shared& sh, const ClientConfig& cfg) : sh_(sh), cfg_(cfg), results_(cfg.concurrency) {
+    if (cfg.rate > 0) {
+      for (auto& r : results_) r.latency_uncorrected.emplace();
+    }
+    if (cfg.interval_s > 0) {
+      for (unsigned i = 0; i < cfg.concurrency; ++i) windows_.push_back(std::make_unique<Window>());
+    }
+    running_ = cfg.concurrency;
+    threads_.reserve(cfg.concurrency);
+    for (unsigned i = 0; i < cfg.concurrency; ++i) {
+      const auto first_start = sh.start + seconds(cfg.ramp_up_s * i / cfg.concurrency);
+      Window* window = windows_.empty() ? nullptr : windows_[i].get();
+      threads_.emplace_back([this, i, window, first_start] {
+        worker(sh_, results_[i], window, first_start);
+        std::lock_guard lock(mu_);
+        if (--running_ == 0) cv_.notify_all();
+      });
+    }
+  }
+
+  void watch(const std::function<void(const Progress&)>& on_tick) {
+    const auto period = cfg_.interval_s > 0 ? seconds(cfg_.interval_s) : seconds(1);
+    std::unique_lock lock(mu_);
+    auto next = sh_.measured_from + period;
+    while (!cv_.wait_until(lock, next, [&] { return running_ == 0; })) {
+      lock.unlock();
+      Progress p{sh_.done.load(), sh_.ok.load(), since(sh_.start)};
+      if (!windows_.empty()) {
+        intervals_.push_back(close_interval(
+            windows_, std::chrono::duration<double>(next - sh_.measured_from).count(),
+            cfg_.interval_s));
+        p.interval = &intervals_.back();
+      }
+      on_tick(p);
+      lock.lock();
+      next += period;
+    }
+  }
+
+  LoadResult finish() {
+    for (auto& t : threads_) t.join();
+    if (!windows_.empty()) {
+      // The last, partial interval.
+      const double open = since(sh_.measured_from);
+      const double last_end = intervals_.empty() ? 0 : intervals_.back().end_s;
+      if (open > last_end + 1e-3) {
+        intervals_.push_back(close_interval(windows_, open, open - last_end));
+      }
+    }
+    LoadResult total = merge_results(results_, cfg_.rate > 0);
+    total.intervals = std::move(intervals_);
+    return total;
+  }
+
+ private:
+  static double since(Clock::time_point t) {
+    return std::chrono::duration<double>(Clock::now() - t).count();
+  }
+
+  Shared& sh_;
+  const ClientConfig& cfg_;
+  std::vector<LoadResult> results_;
+  std::vector<std::unique_ptr<Window>> windows_;
+  std::vector<IntervalStats> intervals_;
+  std::vector<std::thread> threads_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  unsigned running_ = 0;
+};
+
+}  // namespace
+
+LoadResult run_load(const ClientConfig& cfg, const Target& target,
+                    const std::function<void(const Progress&)>& on_tick, RunControl control) {
+  Shared sh{cfg, target, {}, Clock::now(), Clock::time_point::max()};
+  plan(sh, cfg);
+  sh.first = std::move(control.first);
+  sh.stop = control.stop;
+  const auto wall_start = std::chrono::system_clock::now();
+  Run run(sh, cfg);
+  run.watch(on_tick);
+  LoadResult total = run.finish();
+  total.started_at = wall_start;
+  total.seconds = std::chrono::duration<double>(Clock::now() - sh.measured_from).count();
+  if (cfg.rate > 0) {
+    // With --rate the window is at least the scheduled span, so finishing early is not rps.
+    const uint64_t scheduled = std::min(sh.tickets.load(), sh.max_tickets);
+    total.seconds =
+        std::max(total.seconds, static_cast<double>(scheduled) / cfg.rate - cfg.warmup_s);
   }
   return total;
 }

@@ -8,12 +8,23 @@
 #include <cstdint>
 #include <functional>
 #include <optional>
+#include <vector>
 
 #include "client_config.hpp"
 #include "exchange.hpp"
 #include "histogram.hpp"
 
 namespace tcpd {
+
+// One --interval's figures.
+struct IntervalStats {
+  double end_s = 0;  // since the measured window opened
+  uint64_t ok = 0;
+  uint64_t failed = 0;
+  double rps = 0;
+  uint64_t p50_us = 0;
+  uint64_t p99_us = 0;
+};
 
 struct LoadResult {
   uint64_t requests = 0;  // attempted
@@ -31,6 +42,7 @@ struct LoadResult {
   // With --rate: the same requests from the moment each was actually sent (the server's view,
   // without the queueing a late send hides). Without --rate the two are the same.
   std::optional<Histogram> latency_uncorrected;
+  std::vector<IntervalStats> intervals;  // with --interval
 
   [[nodiscard]] uint64_t failed() const { return requests - ok; }
 };
@@ -53,11 +65,12 @@ struct Progress {
   uint64_t requests;
   uint64_t ok;
   double seconds;
+  const IntervalStats* interval = nullptr;  // with --interval, the one just ended
 };
 
 // Runs load mode: `concurrency` threads, each a closed loop (or paced by --rate, with latency
 // measured from each request's scheduled time). `on_tick` is called about once a second from
-// the calling thread while the run lasts.
+// the calling thread while the run lasts (every --interval instead, with that interval's figures).
 LoadResult run_load(const ClientConfig& cfg, const Target& target,
                     const std::function<void(const Progress&)>& on_tick, RunControl control = {});
 

@@ -149,6 +149,14 @@ int run_load_mode(ClientConfig cfg) {
   }
   const bool show_progress = !cfg.quiet && ::isatty(STDERR_FILENO) != 0;
   auto tick = [&](const tcpd::Progress& p) {
+    if (p.interval != nullptr) {
+      const tcpd::IntervalStats& iv = *p.interval;
+      std::fprintf(stderr, "tcpc: %7.2f s: %.0f req/s  p50 %llu us  p99 %llu us  %llu errors\n",
+                   iv.end_s, iv.rps, static_cast<unsigned long long>(iv.p50_us),
+                   static_cast<unsigned long long>(iv.p99_us),
+                   static_cast<unsigned long long>(iv.failed));
+      return;
+    }
     if (!show_progress || p.seconds < 2.0) return;
     std::fprintf(stderr, "tcpc: %.0f s: %llu requests, %llu failed, %.0f req/s\n", p.seconds,
                  static_cast<unsigned long long>(p.requests),

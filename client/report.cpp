@@ -109,6 +109,17 @@ std::string load_summary_json(const ClientConfig& cfg, const LoadResult& r) {
   }
   out += "}";
   out += percentiles_json(r.latency_uncorrected ? *r.latency_uncorrected : h, any, "_uncorrected");
+  if (cfg.interval_s > 0) {
+    out += R"(,"intervals":[)";
+    for (std::size_t i = 0; i < r.intervals.size(); ++i) {
+      const IntervalStats& iv = r.intervals[i];
+      auto us = [&](uint64_t v) { return iv.ok > 0 ? std::to_string(v) : std::string("null"); };
+      out += fmt::format(
+          R"({}{{"end_s":{:.3f},"ok":{},"failed":{},"rps":{:.1f},"p50_us":{},"p99_us":{}}})",
+          i == 0 ? "" : ",", iv.end_s, iv.ok, iv.failed, iv.rps, us(iv.p50_us), us(iv.p99_us));
+    }
+    out += "]";
+  }
   out += "}\n";
   return out;
 }

@@ -98,6 +98,14 @@ std::variant<ClientConfig, ClientCliExit> parse_client_cli(int argc, const char*
   app.add_option("--histogram", cfg.histogram_file,
                  "load mode: write the latency distribution (HdrHistogram text format) to FILE")
       ->type_name("FILE");
+  app.add_option("--ramp-up", cfg.ramp_up_s,
+                 "load mode: start the threads (and their connections) spread over this long")
+      ->type_name("SECONDS")
+      ->check(number(0, 3600));
+  app.add_option("--interval", cfg.interval_s,
+                 "load mode: a line per interval on stderr (rps, p50, p99, errors)")
+      ->type_name("SECONDS")
+      ->check(number(0.01, 3600));
   auto* warmup_opt = app.add_option("--warmup", cfg.warmup_s,
                                     "load mode: seconds run first and left out of every figure")
                          ->type_name("SECONDS")

@@ -252,3 +252,34 @@ TEST(Load, PayloadsPercentilesHistogramFileAndWarmup) {
   EXPECT_LT(std::stod(warm.out.substr(warm.out.find("\"seconds\":") + 10)), 0.8) << warm.out;
   EXPECT_GT(num(warm.out, "ok"), 0);
 }
+
+TEST(Load, IntervalsAddUpAndRampUpSpreadsTheConnections) {
+  Tcpd srv({"--log-level", "debug"});
+  auto r = tcpc(srv.port, {"--duration", "1.2", "--interval", "0.5", "--concurrency", "4",
+                           "--keepalive", "--ramp-up", "0.9", "--json"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  // Two full intervals and the partial one; their ok counts add up to the run's.
+  std::regex iv(R"(\{"end_s":([0-9.]+),"ok":(\d+),"failed":(\d+))");
+  long sum = 0;
+  int n = 0;
+  for (auto it = std::sregex_iterator(r.out.begin(), r.out.end(), iv); it != std::sregex_iterator();
+       ++it, ++n) {
+    sum += std::stol((*it)[2]);
+  }
+  EXPECT_EQ(n, 3) << r.out;
+  EXPECT_EQ(sum, num(r.out, "ok")) << r.out;
+  EXPECT_NE(r.err.find("0.50 s: "), std::string::npos) << r.err;  // the per-interval line
+  // The four connections were opened over the ramp-up, not at once: first to last >= 0.5 s.
+  std::vector<double> at;
+  std::regex accepted(R"(T\d\d:(\d\d):(\d\d\.\d{3})Z debug tcpd: \S+ accepted)");
+  srv.proc->signal(SIGTERM);
+  const std::string err = srv.proc->wait(15s).err;
+  for (auto it = std::sregex_iterator(err.begin(), err.end(), accepted);
+       it != std::sregex_iterator(); ++it) {
+    at.push_back(std::stod((*it)[1]) * 60 + std::stod((*it)[2]));
+  }
+  ASSERT_EQ(at.size(), 4u) << err;
+  double spread = at.back() - at.front();
+  if (spread < 0) spread += 3600;  // the run crossed an hour
+  EXPECT_GE(spread, 0.5) << err;
+}
