@@ -117,6 +117,19 @@ bool json() {
   return config().format.load(std::memory_order_relaxed) == LogFormat::json;
 }
 
+// One whole line around `msg`: text, or a JSON object whose "msg" is `msg`.
+void format_line(fmt::memory_buffer& out, LogLevel level, std::string_view msg) {
+  begin_line(out, level);
+  if (json()) {
+    fmt::format_to(std::back_inserter(out), ",\"msg\":");
+    append_json_string(out, msg);
+    out.push_back('}');
+  } else {
+    out.append(msg.data(), msg.data() + msg.size());
+  }
+  out.push_back('\n');
+}
+
 void write_direct(std::string_view line) {
   while (!line.empty()) {
     ssize_t n = ::write(STDERR_FILENO, line.data(), line.size());
@@ -175,17 +188,9 @@ void run_writer(LogState& st) {
     const uint64_t dropped = st.dropped.load(std::memory_order_relaxed);
     if (dropped > reported) {
       fmt::memory_buffer note;
-      begin_line(note, LogLevel::warn);
-      const auto text =
-          fmt::format("log: {} lines dropped: the log sink was not keeping up", dropped - reported);
-      if (json()) {
-        fmt::format_to(std::back_inserter(note), ",\"msg\":");
-        append_json_string(note, text);
-        note.push_back('}');
-      } else {
-        note.append(text.data(), text.data() + text.size());
-      }
-      note.push_back('\n');
+      format_line(note, LogLevel::warn,
+                  fmt::format("log: {} lines dropped: the log sink was not keeping up",
+                              dropped - reported));
       batch.insert(0, note.data(), note.size());
       reported = dropped;
     }
@@ -228,15 +233,7 @@ std::string_view level_name(LogLevel level) {
 void log_message(LogLevel level, std::string_view msg) noexcept {
   try {
     fmt::memory_buffer buf;
-    begin_line(buf, level);
-    if (json()) {
-      fmt::format_to(std::back_inserter(buf), ",\"msg\":");
-      append_json_string(buf, msg);
-      buf.push_back('}');
-    } else {
-      buf.append(msg.data(), msg.data() + msg.size());
-    }
-    buf.push_back('\n');
+    format_line(buf, level, msg);
     log_submit({buf.data(), buf.size()});
   } catch (...) {
     log_submit({});
