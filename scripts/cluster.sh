@@ -184,7 +184,10 @@ cmd_up() {
   command -v haproxy >/dev/null || die "haproxy is not installed (scripts/deps.sh)"
   [[ -x "$BIN/tcpd" ]] || die "no $BIN/tcpd (cmake --build --preset release)"
   mkdir -p "$STATE"
-  # Ctrl-C or a failure half-way: take down what was made.
+  # Ctrl-C or a failure half-way: take down what was made. A caller's traps (bench) come back
+  # once it is up.
+  local saved_traps
+  saved_traps=$(trap -p EXIT INT TERM)
   trap 'say "up failed; cleaning up"; cmd_down >/dev/null 2>&1' EXIT
   trap 'exit 130' INT TERM
   if can_netns; then
@@ -203,6 +206,7 @@ cmd_up() {
   start_haproxy
   for n in $(seq "$k"); do wait_status "$n" UP 10000 >/dev/null || die "h$n never came UP"; done
   trap - EXIT INT TERM
+  eval "$saved_traps"
   say "up: $k hosts ($(mode)), HAProxy on 127.0.0.1:$LB_PORT$([[ $(mode) == netns ]] && echo " in namespace $NS_LB")"
 }
 
@@ -277,6 +281,9 @@ cpu_ticks() {  # user+system ticks of every running host
 
 cmd_bench() {
   local out=$ROOT/build/cluster-bench.md secs=${BENCH_SECONDS:-5}
+  # Ctrl-C or a failure between rows: the cluster of the row under way comes down too.
+  trap 'cmd_down >/dev/null 2>&1' EXIT
+  trap 'exit 130' INT TERM
   mkdir -p "$ROOT/build"
   {
     echo "| K | load | rps | p50 µs | p99 µs | failed | server CPU µs/req (all hosts) | per-host stot |"
