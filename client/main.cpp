@@ -19,11 +19,7 @@
 namespace {
 
 using tcpd::ClientConfig;
-
-std::string endpoint(const ClientConfig& cfg) {
-  const bool v6 = cfg.host.find(':') != std::string::npos;
-  return fmt::format("{}{}{}:{}", v6 ? "[" : "", cfg.host, v6 ? "]" : "", cfg.port);
-}
+using tcpd::endpoint;
 
 int fail(const std::string& message) {
   std::fprintf(stderr, "tcpc: %s\n", message.c_str());
@@ -114,7 +110,7 @@ void install_stop_handlers() {
 // --json prints one object whatever happens: a run that could not start says why.
 int fail_load(const ClientConfig& cfg, const std::string& message) {
   if (cfg.json) {
-    std::fputs(tcpd::load_error_json(cfg, endpoint(cfg), message).c_str(), stdout);
+    std::fputs(tcpd::load_error_json(cfg, message).c_str(), stdout);
   }
   return fail(message);
 }

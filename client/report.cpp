@@ -76,12 +76,12 @@ std::string rfc3339(std::chrono::system_clock::time_point t) {
   return buf;
 }
 
+}  // namespace
+
 std::string endpoint(const ClientConfig& cfg) {
   const bool v6 = cfg.host.find(':') != std::string::npos;
   return fmt::format("{}{}{}:{}", v6 ? "[" : "", cfg.host, v6 ? "]" : "", cfg.port);
 }
-
-}  // namespace
 
 std::string load_summary_json(const ClientConfig& cfg, const LoadResult& r) {
   const Histogram& h = r.latency;
@@ -124,15 +124,14 @@ std::string load_summary_json(const ClientConfig& cfg, const LoadResult& r) {
   return out;
 }
 
-std::string load_error_json(const ClientConfig& cfg, const std::string& target,
-                            const std::string& error) {
+std::string load_error_json(const ClientConfig& cfg, const std::string& error) {
   std::string escaped;
   for (char c : error) {
     if (c == '"' || c == '\\') escaped += '\\';
     escaped += c;
   }
   return fmt::format(R"({{"mode":"{}","target":"{}","requests":0,"ok":0,"failed":0,"error":"{}"}})",
-                     mode_name(cfg), target, escaped) +
+                     mode_name(cfg), endpoint(cfg), escaped) +
          "\n";
 }
 

@@ -7,14 +7,16 @@
 
 namespace tcpd {
 
+// "host:port", "[::1]:port": the server as tcpc's messages and JSON name it.
+std::string endpoint(const ClientConfig& cfg);
+
 std::string load_summary_text(const ClientConfig& cfg, const LoadResult& r);
 // One JSON object on one line: mode, concurrency, requests, ok, failed, each failure kind,
 // reconnects, interrupted, seconds, rps, p50_us, p90_us, p99_us, p999_us, max_us (the
 // percentiles null when no request succeeded).
 std::string load_summary_json(const ClientConfig& cfg, const LoadResult& r);
 // The one JSON object of a run that could not start: {"mode", "target", ..., "error"}.
-std::string load_error_json(const ClientConfig& cfg, const std::string& target,
-                            const std::string& error);
+std::string load_error_json(const ClientConfig& cfg, const std::string& error);
 // With --rate, when less than 95% of the target was achieved: one line saying so and the likely
 // cause (failures, too few connections for the server's latency, or the client itself).
 std::string rate_warning(const ClientConfig& cfg, const LoadResult& r);

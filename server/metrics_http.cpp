@@ -2,7 +2,6 @@
 
 #include <fcntl.h>
 #include <poll.h>
-#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -14,6 +13,7 @@
 #include <system_error>
 
 #include "clock.hpp"
+#include "eventfd.hpp"
 #include "log.hpp"
 #include "socket.hpp"
 
@@ -60,12 +60,6 @@ std::string response(std::string_view version, std::string_view status, std::str
   return out;
 }
 
-Fd make_eventfd() {
-  Fd fd(::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC));
-  if (!fd) throw std::system_error(errno, std::generic_category(), "eventfd");
-  return fd;
-}
-
 }  // namespace
 
 std::pair<std::string, uint16_t> split_host_port(const std::string& address) {
@@ -105,8 +99,7 @@ MetricsServer::MetricsServer(const std::string& address, std::function<std::stri
 }
 
 MetricsServer::~MetricsServer() {
-  uint64_t one = 1;
-  [[maybe_unused]] auto rc = ::write(stop_.get(), &one, sizeof one);
+  raise_eventfd(stop_.get());
   if (thread_.joinable()) thread_.join();
 }
 

@@ -2,7 +2,6 @@
 
 #include <malloc.h>
 #include <sys/epoll.h>
-#include <sys/eventfd.h>
 #include <sys/socket.h>
 
 #include <algorithm>
@@ -12,6 +11,7 @@
 #include <cstring>
 #include <system_error>
 
+#include "eventfd.hpp"
 #include "log.hpp"
 #include "socket.hpp"
 
@@ -29,8 +29,8 @@ Poller::Poller(WorkQueue<Session>& queue, const SessionEnv& env, Waker& waker)
       env_(env),
       waker_(waker),
       epoll_(::epoll_create1(EPOLL_CLOEXEC)),
-      wake_(::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) {
-  if (!epoll_ || !wake_) throw std::system_error(errno, std::generic_category(), "epoll/eventfd");
+      wake_(make_eventfd()) {
+  if (!epoll_) throw std::system_error(errno, std::generic_category(), "epoll_create1");
   epoll_event ev{};
   ev.events = EPOLLIN;
   ev.data.fd = wake_.get();
@@ -58,8 +58,7 @@ bool Poller::add(int fd, Entry& entry) {
   deadlines_.emplace(deadline, fd);
   if (deadline < next_wake_) {
     // The poller sleeps until an earlier deadline than this one, or forever: wake it to re-plan.
-    uint64_t one = 1;
-    [[maybe_unused]] auto rc = ::write(wake_.get(), &one, sizeof one);
+    raise_eventfd(wake_.get());
     next_wake_ = deadline;
   }
   return true;
@@ -115,8 +114,7 @@ void Poller::extend_linger(int fd) {
 }
 
 void Poller::nudge() {
-  uint64_t one = 1;
-  [[maybe_unused]] auto rc = ::write(wake_.get(), &one, sizeof one);
+  raise_eventfd(wake_.get());
 }
 
 std::size_t Poller::parked() const {
@@ -258,8 +256,7 @@ void Poller::stop() {
   {
     std::lock_guard lock(mu_);
     stopping_ = true;
-    uint64_t one = 1;
-    [[maybe_unused]] auto rc = ::write(wake_.get(), &one, sizeof one);
+    raise_eventfd(wake_.get());
   }
   if (thread_.joinable()) thread_.join();
 }

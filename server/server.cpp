@@ -3,7 +3,6 @@
 #include <fcntl.h>
 #include <malloc.h>
 #include <poll.h>
-#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -14,6 +13,7 @@
 #include <system_error>
 #include <thread>
 
+#include "eventfd.hpp"
 #include "log.hpp"
 #include "poller.hpp"
 #include "session.hpp"
@@ -23,17 +23,6 @@
 
 namespace tcpd {
 namespace {
-
-Fd make_eventfd() {
-  Fd fd(::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC));
-  if (!fd) throw std::system_error(errno, std::generic_category(), "eventfd");
-  return fd;
-}
-
-void raise_eventfd(int fd) {
-  uint64_t one = 1;
-  [[maybe_unused]] auto rc = ::write(fd, &one, sizeof one);
-}
 
 // Held open so that, when accept() fails with EMFILE, closing it frees one descriptor to accept
 // the waiting connection instead of leaving it in the backlog to be retried.
