@@ -18,7 +18,8 @@ struct ClientConfig {
   // Load mode.
   uint64_t count = 1;
   std::optional<double> duration_s;
-  unsigned concurrency = 1;
+  unsigned concurrency = 1;  // connections (in flight at once)
+  unsigned threads = 0;      // --threads: event loops; 0 = one per CPU
   bool keepalive = false;
   double rate = 0;  // requests/s in total; 0 = closed loop
   std::optional<std::string> expect;
@@ -30,12 +31,12 @@ struct ClientConfig {
   std::vector<double> percentiles{50, 90, 99, 99.9};  // --percentiles
   std::string histogram_file;                         // --histogram
   double warmup_s = 0;                                // --warmup, excluded from every figure
-  double ramp_up_s = 0;   // --ramp-up: threads start (and connect) spread over this long
+  double ramp_up_s = 0;   // --ramp-up: connections start spread over this long
   double interval_s = 0;  // --interval: a line per interval, and "intervals" in the JSON
 
   [[nodiscard]] bool load_mode() const {
-    return count > 1 || duration_s.has_value() || concurrency > 1 || rate > 0 || json ||
-           !messages.empty() || !msg_file.empty() || !histogram_file.empty();
+    return count > 1 || duration_s.has_value() || concurrency > 1 || threads > 0 || rate > 0 ||
+           json || !messages.empty() || !msg_file.empty() || !histogram_file.empty();
   }
   [[nodiscard]] bool stdin_mode() const { return msg == "-"; }
 };

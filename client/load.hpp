@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <functional>
 #include <optional>
+#include <string>
 #include <vector>
 
 #include "client_config.hpp"
@@ -32,8 +33,11 @@ struct LoadResult {
   std::array<uint64_t, kFailureKinds> failures{};  // indexed by Failure
   uint64_t out_of_ports = 0;                       // EADDRNOTAVAIL on connect
   uint64_t out_of_fds = 0;                         // EMFILE/ENFILE on socket
-  uint64_t reconnects = 0;   // keep-alive connections found closed by the server and reopened
-  bool interrupted = false;  // ended early by SIGINT/SIGTERM
+  unsigned threads = 0;                            // event loops that ran
+  double client_cpu_s = 0;      // tcpc's own CPU time (user + system) over the whole run
+  long client_max_rss_kib = 0;  // tcpc's own peak resident memory
+  uint64_t reconnects = 0;      // keep-alive connections found closed by the server and reopened
+  bool interrupted = false;     // ended early by SIGINT/SIGTERM
   // The measured window: start to the last reply, and with --rate at least the scheduled span
   // (requests scheduled / rate), so a run that finishes early does not inflate its rps.
   double seconds = 0;
@@ -68,9 +72,17 @@ struct Progress {
   const IntervalStats* interval = nullptr;  // with --interval, the one just ended
 };
 
-// Runs load mode: `concurrency` threads, each a closed loop (or paced by --rate, with latency
-// measured from each request's scheduled time). `on_tick` is called about once a second from
-// the calling thread while the run lasts (every --interval instead, with that interval's figures).
+// Event-loop threads for a run: --threads (default: one per CPU), never more than connections.
+unsigned load_threads(const ClientConfig& cfg);
+
+// Raises the soft descriptor limit to what --concurrency needs; the error (naming the number and
+// the fix) when even the hard limit is too low.
+std::optional<std::string> reserve_descriptors(const ClientConfig& cfg);
+
+// Runs load mode: --concurrency connections driven by load_threads() event loops, in a closed
+// loop or paced by --rate (latency measured from each request's scheduled time). `on_tick` is
+// called about once a second from the calling thread while the run lasts (every --interval
+// instead, with that interval's figures).
 LoadResult run_load(const ClientConfig& cfg, const Target& target,
                     const std::function<void(const Progress&)>& on_tick, RunControl control = {});
 

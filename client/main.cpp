@@ -102,7 +102,7 @@ void install_stop_handlers() {
   struct sigaction sa {};
   sa.sa_handler = on_stop_signal;
   sigemptyset(&sa.sa_mask);
-  sa.sa_flags = SA_RESTART;  // workers' blocking calls go on; each is bounded by --timeout-ms
+  sa.sa_flags = SA_RESTART;  // the event loops look at g_stop at least every 50 ms
   ::sigaction(SIGINT, &sa, nullptr);
   ::sigaction(SIGTERM, &sa, nullptr);
 }
@@ -133,6 +133,7 @@ int run_load_mode(ClientConfig cfg) {
   if (!cfg.msg_file.empty()) {
     if (auto error = read_messages(cfg)) return fail_load(cfg, *error);
   }
+  if (auto error = tcpd::reserve_descriptors(cfg)) return fail_load(cfg, *error);
   // Resolve once and find the address that answers (localhost may be ::1 or 127.0.0.1). The
   // connection that answers is the run's first connection, not a probe the server would count
   // as a client without a request.

@@ -87,13 +87,15 @@ std::string load_summary_json(const ClientConfig& cfg, const LoadResult& r) {
   const Histogram& h = r.latency;
   std::string out = fmt::format(
       R"({{"version":"{}","target":"{}","start":"{}","mode":"{}","threads":{},"connections":{},"concurrency":{},"rate":{},"requests":{},"ok":{},"failed":{})",
-      kVersion, endpoint(cfg), rfc3339(r.started_at), mode_name(cfg), cfg.concurrency,
-      cfg.concurrency, cfg.concurrency, cfg.rate, r.requests, r.ok, r.failed());
+      kVersion, endpoint(cfg), rfc3339(r.started_at), mode_name(cfg), r.threads, cfg.concurrency,
+      cfg.concurrency, cfg.rate, r.requests, r.ok, r.failed());
   for (int k = 1; k < kFailureKinds; ++k) {
     out += fmt::format(R"(,"{}":{})", failure_name(static_cast<Failure>(k)), r.failures[k]);
   }
   out += fmt::format(R"(,"reconnects":{},"interrupted":{})", r.reconnects, r.interrupted);
   out += fmt::format(R"(,"seconds":{:.3f},"rps":{:.1f})", r.seconds, rps(r));
+  out += fmt::format(R"(,"client_cpu_s":{:.3f},"client_max_rss_kib":{})", r.client_cpu_s,
+                     r.client_max_rss_kib);
   if (cfg.rate > 0) {
     out += fmt::format(R"(,"target_rps":{},"achieved_rps":{:.1f})", cfg.rate, rps(r));
   }

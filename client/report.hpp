@@ -12,8 +12,8 @@ std::string endpoint(const ClientConfig& cfg);
 
 std::string load_summary_text(const ClientConfig& cfg, const LoadResult& r);
 // One JSON object on one line: mode, concurrency, requests, ok, failed, each failure kind,
-// reconnects, interrupted, seconds, rps, p50_us, p90_us, p99_us, p999_us, max_us (the
-// percentiles null when no request succeeded).
+// reconnects, interrupted, seconds, rps, client_cpu_s, client_max_rss_kib, p50_us, p90_us, p99_us,
+// p999_us, max_us (the percentiles null when no request succeeded).
 std::string load_summary_json(const ClientConfig& cfg, const LoadResult& r);
 // The one JSON object of a run that could not start: {"mode", "target", ..., "error"}.
 std::string load_error_json(const ClientConfig& cfg, const std::string& error);

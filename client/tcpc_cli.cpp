@@ -69,13 +69,23 @@ std::variant<ClientConfig, ClientCliExit> parse_client_cli(int argc, const char*
                            ->type_name("SECONDS")
                            ->check(number(0.001, 86400.0));
   count_opt->excludes(duration_opt);
-  app.add_option("--concurrency", concurrency, "load mode: client threads (1-10000)")
+  app.add_option("--concurrency", concurrency,
+                 "load mode: connections, each with at most one request in flight (up to a "
+                 "million; one descriptor each)")
       ->type_name("N")
-      ->check(integer(1, 10000));
-  app.add_flag("--keepalive", cfg.keepalive, "load mode: one connection per thread, reused");
+      ->check(integer(1, 1000000));
+  int threads = 0;
+  app.add_option("--threads", threads,
+                 "load mode: event-loop threads that drive the connections (default: one per CPU "
+                 "tcpc may run on)")
+      ->type_name("N")
+      ->check(integer(1, 1024));
+  app.add_flag("--keepalive", cfg.keepalive,
+               "load mode: keep each connection for many requests (without it, a connection per "
+               "request: with --rate, a connect storm)");
   app.add_option("--rate", cfg.rate,
-                 "load mode: open loop at this many requests/s in total (needs enough "
-                 "--concurrency for the server's latency)")
+                 "load mode: open loop at this many requests/s in total, spread over the "
+                 "connections (needs enough --concurrency for the server's latency)")
       ->type_name("R")
       ->check(number(0.001, 1e9));
   auto* expect_opt =
@@ -99,7 +109,7 @@ std::variant<ClientConfig, ClientCliExit> parse_client_cli(int argc, const char*
                  "load mode: write the latency distribution (HdrHistogram text format) to FILE")
       ->type_name("FILE");
   app.add_option("--ramp-up", cfg.ramp_up_s,
-                 "load mode: start the threads (and their connections) spread over this long")
+                 "load mode: open the connections spread over this long")
       ->type_name("SECONDS")
       ->check(number(0, 3600));
   app.add_option("--interval", cfg.interval_s,
@@ -125,6 +135,7 @@ std::variant<ClientConfig, ClientCliExit> parse_client_cli(int argc, const char*
   cfg.count = static_cast<uint64_t>(count);
   if (*duration_opt) cfg.duration_s = duration;
   cfg.concurrency = static_cast<unsigned>(concurrency);
+  cfg.threads = static_cast<unsigned>(threads);
   if (*expect_opt) cfg.expect = expect;
   if (*size_opt) {
     std::string m(size, 'x');

@@ -5,7 +5,7 @@
 # Writes build/bench/results.csv, build/bench/summary.md and PNG plots (gnuplot).
 #
 # Usage: scripts/bench.sh [--reps N] [--seconds S] [--quick] [--only SECTION]
-#   SECTION: oneshot keepalive pool fairness memory generator   (default: all)
+#   SECTION: oneshot keepalive pool fairness memory generator scale   (default: all)
 #   --quick: 1 repetition of 2 s each (for a smoke run; figures are noisy)
 # Needs shared/bench beside the project (SHARED_BENCH to point elsewhere).
 set -euo pipefail
@@ -37,7 +37,7 @@ mkdir -p "$OUT"
 CSV=$OUT/results.csv
 LOG=$OUT/bench.log
 : >"$LOG"
-echo "section,peer,generator,mode,concurrency,workers,delay_ms,rep,requests,errors,rps,p50_us,p99_us,max_us,srv_cpu_s,cpu_us_per_req,srv_hwm_kb,srv_pss_peak_kb" >"$CSV"
+echo "section,peer,generator,mode,concurrency,workers,delay_ms,rep,requests,errors,rps,p50_us,p99_us,max_us,srv_cpu_s,cpu_us_per_req,srv_hwm_kb,srv_pss_peak_kb,cli_cpu_s,cli_cpu_us_per_req" >"$CSV"
 
 TCPD="$ROOT/build/release/bin/tcpd --port {PORT} --workers {WORKERS} --quiet"
 kv() { echo "$1" | tr ' ' '\n' | sed -n "s/^$2=//p" | head -n 1; }
@@ -56,11 +56,13 @@ measure() {
   local req cpu
   req=$(kv "$line" requests)
   cpu=$(kv "$line" srv_cpu_s)
-  local per
+  local per ccpu cper
   per=$(awk -v c="$cpu" -v r="$req" 'BEGIN{ if (r > 0) printf "%.2f", c * 1e6 / r; else print "" }')
-  echo "$section,$peer,$gen,$mode,$conc,$workers,$delay,$rep,$req,$(kv "$line" errors),$(kv "$line" rps),$(kv "$line" p50_us),$(kv "$line" p99_us),$(kv "$line" max_us),$cpu,$per,$(kv "$line" srv_hwm_kb),$(kv "$line" srv_pss_peak_kb)" >>"$CSV"
-  printf '%-10s %-13s %-9s %-9s c=%-4s w=%-4s rps=%-8s cpu/req=%-7s p99=%s us\n' \
-    "$section" "$peer" "$gen" "$mode" "$conc" "$workers" "$(kv "$line" rps)" "$per" "$(kv "$line" p99_us)"
+  ccpu=$(kv "$line" cli_cpu_s)
+  cper=$(awk -v c="$ccpu" -v r="$req" 'BEGIN{ if (r > 0 && c != "") printf "%.2f", c * 1e6 / r; else print "" }')
+  echo "$section,$peer,$gen,$mode,$conc,$workers,$delay,$rep,$req,$(kv "$line" errors),$(kv "$line" rps),$(kv "$line" p50_us),$(kv "$line" p99_us),$(kv "$line" max_us),$cpu,$per,$(kv "$line" srv_hwm_kb),$(kv "$line" srv_pss_peak_kb),$ccpu,$cper" >>"$CSV"
+  printf '%-10s %-13s %-9s %-9s c=%-4s w=%-4s rps=%-8s cpu/req=%-7s cli/req=%-7s p99=%s us\n' \
+    "$section" "$peer" "$gen" "$mode" "$conc" "$workers" "$(kv "$line" rps)" "$per" "$cper" "$(kv "$line" p99_us)"
 }
 
 if want oneshot; then
@@ -97,14 +99,25 @@ if want memory; then
     --cmd "$TCPD" tcpd oneshot 64 600 256
 fi
 if want generator; then
+  # tcpc and the reference loadgen in alternating runs on the client core, against the
+  # reference threadpool server and against tcpd: rps and client CPU per request.
   for rep in $(seq "$REPS"); do
-    for mode in oneshot keepalive; do
-      c=64; [[ $mode == keepalive ]] && c=8
-      measure generator threadpool-c loadgen "$mode" "$c" 8 0 "$rep" threadpool-c "$mode" "$c" "$SECS" 8
-      LOADGEN="$ROOT/scripts/lib/tcpc-as-loadgen.sh" TCPC="$ROOT/build/release/bin/tcpc" \
-        measure generator threadpool-c tcpc "$mode" "$c" 8 0 "$rep" threadpool-c "$mode" "$c" "$SECS" 8
+    for peer in threadpool-c tcpd; do
+      cmd=(); [[ $peer == tcpd ]] && cmd=(--cmd "$TCPD")
+      for mc in oneshot:64 keepalive:8 keepalive:64; do
+        mode=${mc%%:*} c=${mc##*:}
+        measure generator "$peer" loadgen "$mode" "$c" 8 0 "$rep" "${cmd[@]}" "$peer" "$mode" "$c" "$SECS" 8
+        LOADGEN="$ROOT/scripts/lib/tcpc-as-loadgen.sh" TCPC="$ROOT/build/release/bin/tcpc" \
+          measure generator "$peer" tcpc "$mode" "$c" 8 0 "$rep" "${cmd[@]}" "$peer" "$mode" "$c" "$SECS" 8
+      done
     done
   done
+fi
+if want scale; then
+  # 10,000 keep-alive connections sharing --rate 20000 against tcpd (not through run.sh: its
+  # loadgen has no rate); tcpc's own peak RSS and the server's view of the connections.
+  "$ROOT/scripts/lib/tcpc-scale.sh" "$ROOT/build/release/bin" 10000 20000 "$SECS" | tee -a "$LOG" |
+    sed 's/^/scale      /'
 fi
 
 # Medians and ratios, then plots.

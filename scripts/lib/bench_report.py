@@ -60,7 +60,7 @@ if any(k[0] == "pool" for k in groups):
               "| workers | rps | ideal (workers x 50) | efficiency |", "|---|---|---|---|"]
     for w in (1, 8, 64, 256):
         r = med("pool", "tcpd", "rps", workers=w)
-        pool.append((w, r, w * 50))
+        pool.append((w, r, w * 50, None if r is None else r / (w * 50)))
         lines.append(f"| {w} | {fmt(r, 0)} | {w * 50} | {ratio(r, w * 50)} |")
     lines += ["", "Target: efficiency >= 0.95x for every row.", ""]
 fair = []
@@ -70,8 +70,8 @@ if any(k[0] == "fairness" for k in groups):
               "|---|---|---|---|---|---|---|"]
     for c in (8, 32, 64, 256):
         t = [med("fairness", "tcpd", k, conc=c) for k in ("rps", "p50_us", "p99_us", "errors")]
-        b = [med("fairness", "threadpool-c", k, conc=c) for k in ("rps", "errors")]
-        fair.append((c, *t))
+        b = [med("fairness", "threadpool-c", k, conc=c) for k in ("rps", "errors", "p50_us", "p99_us")]
+        fair.append((c, *t, b[2], b[3], b[1]))
         lines.append(f"| {c} | {fmt(t[0], 0)} | {fmt(t[1], 0)} | {fmt(t[2], 0)} | {fmt(t[3], 0)} | {fmt(b[0], 0)} | {fmt(b[1], 0)} |")
     lines += ["", "The baseline serves only 8 clients; the others time out (loadgen --timeout-ms 1000).", ""]
 if any(k[0] == "memory" for k in groups):
@@ -80,13 +80,19 @@ if any(k[0] == "memory" for k in groups):
         lines.append(f"| {w} | {fmt(med('memory', 'tcpd', 'srv_hwm_kb', workers=w), 0)} | {fmt(med('memory', 'tcpd', 'srv_pss_peak_kb', workers=w), 0)} |")
     lines += ["", "Targets: RSS <= 4096 KiB with 8 workers, <= 12288 KiB with 256.", ""]
 if any(k[0] == "generator" for k in groups):
-    lines += ["## tcpc as a load generator (same server: threadpool-c)", "",
-              "| mode | loadgen rps | tcpc rps | ratio |", "|---|---|---|---|"]
-    for mode in ("oneshot", "keepalive"):
-        a = med("generator", "threadpool-c", "rps", gen="loadgen", mode=mode)
-        b = med("generator", "threadpool-c", "rps", gen="tcpc", mode=mode)
-        lines.append(f"| {mode} | {fmt(a, 0)} | {fmt(b, 0)} | {ratio(b, a)} |")
-    lines += ["", "Target: >= 0.95x in both modes.", ""]
+    lines += ["## tcpc against the reference load generator (alternating runs, client on one core)", "",
+              "| server | mode | c | loadgen rps | tcpc rps | rps ratio | loadgen client CPU us/req | tcpc client CPU us/req | CPU ratio |",
+              "|---|---|---|---|---|---|---|---|---|"]
+    for peer in ("threadpool-c", "tcpd"):
+        for mode, c in (("oneshot", 64), ("keepalive", 8), ("keepalive", 64)):
+            a = med("generator", peer, "rps", gen="loadgen", mode=mode, conc=c)
+            b = med("generator", peer, "rps", gen="tcpc", mode=mode, conc=c)
+            ca = med("generator", peer, "cli_cpu_us_per_req", gen="loadgen", mode=mode, conc=c)
+            cb = med("generator", peer, "cli_cpu_us_per_req", gen="tcpc", mode=mode, conc=c)
+            if a is None and b is None:
+                continue
+            lines.append(f"| {peer} | {mode} | {c} | {fmt(a, 0)} | {fmt(b, 0)} | {ratio(b, a)} | {fmt(ca, 2)} | {fmt(cb, 2)} | {ratio(cb, ca)} |")
+    lines += ["", "Targets: tcpc rps >= 1.0x the reference's, client CPU per request <= 1.0x.", ""]
 (out / "summary.md").write_text("\n".join(lines) + "\n")
 print("\n".join(lines))
 
@@ -101,15 +107,18 @@ if pool:
     plot("throughput_vs_workers", pool, """
 set terminal pngcairo size 800,500
 set output 'PNG'
-set title 'tcpd throughput vs workers (--delay-ms 20, keep-alive, concurrency = workers)'
-set xlabel 'workers'; set ylabel 'requests/s'; set logscale xy; set key left top; set grid
-plot 'DAT' using 1:2 with linespoints lw 2 title 'tcpd', 'DAT' using 1:3 with lines dt 2 title 'ideal: workers x 50'
+set title 'tcpd pool efficiency: rps / (workers x 50) with --delay-ms 20, keep-alive, clients = workers'
+set xlabel 'workers'; set ylabel 'efficiency (rps / ideal)'; set logscale x; set yrange [0.8:1.02]
+set key left bottom; set grid
+plot 'DAT' using 1:4 with linespoints lw 2 title 'tcpd', 0.95 with lines dt 2 title 'target 0.95', 1 with lines dt 3 title 'ideal'
 """)
 if fair:
     plot("latency_vs_concurrency", fair, """
-set terminal pngcairo size 800,500
+set terminal pngcairo size 900,520
 set output 'PNG'
-set title 'tcpd keep-alive latency vs clients (8 workers)'
+set title 'keep-alive latency vs clients on 8 workers (baseline: clients that timed out labelled)'
 set xlabel 'concurrent keep-alive clients'; set ylabel 'latency (us)'; set logscale xy; set key left top; set grid
-plot 'DAT' using 1:3 with linespoints lw 2 title 'p50', 'DAT' using 1:4 with linespoints lw 2 title 'p99'
+plot 'DAT' using 1:3 with linespoints lw 2 title 'tcpd p50', 'DAT' using 1:4 with linespoints lw 2 title 'tcpd p99', \\
+     'DAT' using 1:6 with linespoints lw 2 dt 2 title 'threadpool baseline p50', 'DAT' using 1:7 with linespoints lw 2 dt 2 title 'threadpool baseline p99', \\
+     'DAT' using 1:7:(sprintf("%d timed out", int($8))) with labels offset 0,1 font ',9' notitle
 """)

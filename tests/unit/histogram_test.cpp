@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <random>
+#include <vector>
 
 using tcpd::Histogram;
 
@@ -73,4 +74,26 @@ TEST(Histogram, StandardDeviation) {
   for (uint64_t v : {2, 4, 4, 4, 5, 5, 7, 9}) h.record(v);
   EXPECT_DOUBLE_EQ(h.mean(), 5.0);
   EXPECT_DOUBLE_EQ(h.stddev(), 2.0);
+}
+
+TEST(Histogram, PerThreadHistogramsMergeToTheSameDistributionAsOne) {
+  // tcpc keeps one histogram per event loop and merges them at the end: the merged percentiles
+  // must be those of one histogram that saw every sample.
+  std::mt19937_64 rng(7);
+  Histogram all;
+  std::vector<Histogram> loops(3);
+  for (int i = 0; i < 30000; ++i) {
+    const uint64_t v = rng() % 2000000;
+    all.record(v);
+    loops[static_cast<std::size_t>(i) % loops.size()].record(v);
+  }
+  Histogram merged;
+  for (const auto& h : loops) merged.merge(h);
+  for (double q : {0.0, 0.5, 0.9, 0.99, 0.999, 1.0}) {
+    EXPECT_EQ(merged.percentile(q), all.percentile(q)) << q;
+  }
+  EXPECT_EQ(merged.count(), all.count());
+  EXPECT_EQ(merged.min(), all.min());
+  EXPECT_EQ(merged.max(), all.max());
+  EXPECT_DOUBLE_EQ(merged.mean(), all.mean());
 }
