@@ -197,11 +197,14 @@ class Loop {
     return due;
   }
 
+  // With --rate every request scheduled before the end is sent, however late (its latency
+  // then shows the wait); a closed loop stops at the end.
   [[nodiscard]] bool no_tickets_left(Clock::time_point now) const {
-    if (run_.stopped() || now >= sched_.end) return true;
+    if (run_.stopped()) return true;
     if (sched_.rate > 0) {
       return !sched_.scheduled(Schedule::ticket_of(index_, run_.threads, next_k_));
     }
+    if (now >= sched_.end) return true;
     return sched_.max_tickets != UINT64_MAX &&
            run_.closed_tickets.load(std::memory_order_relaxed) >= sched_.max_tickets;
   }

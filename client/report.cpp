@@ -172,8 +172,17 @@ std::string rate_warning(const ClientConfig& cfg, const LoadResult& r) {
         "too few connections for the server's latency: {:g}/s at {:.1f} ms each needs about {} "
         "in flight, and --concurrency is {}",
         cfg.rate, mean_s * 1e3, needed, cfg.concurrency);
+  } else if (r.threads > 0 && r.client_cpu_s > 0.85 * r.seconds * r.threads) {
+    why = fmt::format(
+        "the client is saturated: {:.1f} s of CPU in {:.1f} s on {} threads (try "
+        "--threads, or another machine for tcpc)",
+        r.client_cpu_s, r.seconds, r.threads);
   } else {
-    why = "the client itself may be saturated (CPU) or the machine overloaded";
+    const Histogram& u = r.latency_uncorrected ? *r.latency_uncorrected : r.latency;
+    why = fmt::format(
+        "the server did not keep up (p99 from the actual send {:.1f} ms), or the machine is "
+        "overloaded",
+        static_cast<double>(u.percentile(0.99)) / 1e3);
   }
   return fmt::format("tcpc: achieved {:.1f} req/s, {:.0f}% of the --rate {:g} target: {}\n", rps(r),
                      100 * rps(r) / cfg.rate, cfg.rate, why);

@@ -116,7 +116,7 @@ if fair:
     plot("latency_vs_concurrency", fair, """
 set terminal pngcairo size 900,520
 set output 'PNG'
-set title 'keep-alive latency vs clients on 8 workers (baseline: clients that timed out labelled)'
+set title 'keep-alive latency vs clients on 8 workers (baseline: only the clients it served; the rest timed out)'
 set xlabel 'concurrent keep-alive clients'; set ylabel 'latency (us)'; set logscale xy; set key left top; set grid
 plot 'DAT' using 1:3 with linespoints lw 2 title 'tcpd p50', 'DAT' using 1:4 with linespoints lw 2 title 'tcpd p99', \\
      'DAT' using 1:6 with linespoints lw 2 dt 2 title 'threadpool baseline p50', 'DAT' using 1:7 with linespoints lw 2 dt 2 title 'threadpool baseline p99', \\

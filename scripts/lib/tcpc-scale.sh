@@ -14,11 +14,11 @@ done
 # --queue C: the burst of new, silent connections all fit while the workers park them.
 "$BIN/tcpd" --port "$PORT" --workers 8 --queue "$C" --quiet >/dev/null 2>"$LOG" &
 SPID=$!
-trap 'kill -TERM "$SPID" 2>/dev/null; wait "$SPID" 2>/dev/null; rm -f "$LOG"' EXIT
+trap 'kill -TERM "$SPID" 2>/dev/null || true; wait "$SPID" 2>/dev/null || true; rm -f "$LOG"' EXIT
 for _ in $(seq 100); do ss -Htln "sport = :$PORT" | grep -q . && break; sleep 0.05; done
 json=$("$BIN/tcpc" --host 127.0.0.1 --port "$PORT" --concurrency "$C" --keepalive --rate "$R" \
   --duration "$S" --ramp-up 1 --json --quiet) || true
-kill -TERM "$SPID"
+kill -TERM "$SPID" 2>/dev/null || true
 wait "$SPID" 2>/dev/null || true
 get() { echo "$json" | sed -n "s/.*\"$1\":\([0-9.]*\).*/\1/p"; }
 accepted=$(sed -n 's/.* accepted=\([0-9]*\).*/\1/p' "$LOG" | tail -n 1)

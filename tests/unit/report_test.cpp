@@ -1,0 +1,47 @@
+// The missed-rate warning names the likely cause from the run's own figures.
+#include "report.hpp"
+
+#include <gtest/gtest.h>
+
+namespace {
+
+tcpd::LoadResult missed_run(double client_cpu_s) {
+  tcpd::LoadResult r;
+  r.requests = r.ok = 700;  // 70% of 1000/s for 1 s, no failures
+  r.seconds = 1.0;
+  r.threads = 2;
+  r.client_cpu_s = client_cpu_s;
+  r.latency_uncorrected.emplace();
+  for (int i = 0; i < 700; ++i) {
+    r.latency.record(900);
+    r.latency_uncorrected->record(100);  // 0.1 ms: latency does not explain the shortfall
+  }
+  return r;
+}
+
+}  // namespace
+
+TEST(RateWarning, SaysTheClientIsSaturatedWhenItsCpuIsSpent) {
+  tcpd::ClientConfig cfg;
+  cfg.rate = 1000;
+  cfg.concurrency = 100;
+  const std::string w = tcpd::rate_warning(cfg, missed_run(1.9));
+  EXPECT_NE(w.find("70% of the --rate 1000 target: the client is saturated"), std::string::npos)
+      << w;
+}
+
+TEST(RateWarning, OtherwiseBlamesTheServerWithItsLatency) {
+  tcpd::ClientConfig cfg;
+  cfg.rate = 1000;
+  cfg.concurrency = 100;
+  const std::string w = tcpd::rate_warning(cfg, missed_run(0.2));
+  EXPECT_NE(w.find("the server did not keep up (p99 from the actual send 0.1 ms)"),
+            std::string::npos)
+      << w;
+}
+
+TEST(RateWarning, SilentWhenTheTargetIsMet) {
+  tcpd::ClientConfig cfg;
+  cfg.rate = 700;
+  EXPECT_EQ(tcpd::rate_warning(cfg, missed_run(0.2)), "");
+}
