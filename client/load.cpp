@@ -99,6 +99,7 @@ LoadResult merge_results(const std::vector<LoadResult>& results, bool rate) {
     total.out_of_ports += r.out_of_ports;
     total.out_of_fds += r.out_of_fds;
     total.reconnects += r.reconnects;
+    total.last_done = std::max(total.last_done, r.last_done);
     total.latency.merge(r.latency);
     if (r.latency_uncorrected) total.latency_uncorrected->merge(*r.latency_uncorrected);
   }
@@ -235,7 +236,8 @@ LoadResult run_load(const ClientConfig& cfg, const Target& target,
                          static_cast<double>(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
     total.client_max_rss_kib = ru.ru_maxrss;
   }
-  total.seconds = std::chrono::duration<double>(Clock::now() - run.measured_from).count();
+  const auto end = total.last_done > run.measured_from ? total.last_done : Clock::now();
+  total.seconds = std::chrono::duration<double>(end - run.measured_from).count();
   if (cfg.rate > 0) {
     // With --rate the window is at least the scheduled span, so finishing early is not rps.
     const auto scheduled = static_cast<double>(run.open_tickets.load());

@@ -38,10 +38,12 @@ struct LoadResult {
   long client_max_rss_kib = 0;  // tcpc's own peak resident memory
   uint64_t reconnects = 0;      // keep-alive connections found closed by the server and reopened
   bool interrupted = false;     // ended early by SIGINT/SIGTERM
-  // The measured window: start to the last reply, and with --rate at least the scheduled span
-  // (requests scheduled / rate), so a run that finishes early does not inflate its rps.
+  // The measured window: start to the last request's end, and with --rate at least the
+  // scheduled span (requests scheduled / rate), so a run that finishes early does not inflate
+  // its rps, and connections held open to the end of --duration do not dilute it.
   double seconds = 0;
   std::chrono::system_clock::time_point started_at{};
+  Clock::time_point last_done{};  // when the last counted request ended
   Histogram latency;  // successful requests only, µs; with --rate from the scheduled send time
   // With --rate: the same requests from the moment each was actually sent (the server's view,
   // without the queueing a late send hides). Without --rate the two are the same.

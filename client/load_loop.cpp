@@ -155,10 +155,13 @@ class Loop {
     }
   }
 
+  // With --duration a loop lasts the whole duration even when its share of the requests is
+  // done early (a low --rate): its connections stay open, as the run's user asked.
   [[nodiscard]] bool finished(Clock::time_point now) {
     if (run_.stopped()) return true;  // what is in flight is abandoned, not counted
     if (!exhausted_) exhausted_ = no_tickets_left(now);
-    return exhausted_ && in_flight_ == 0;
+    const bool held = sched_.end != Clock::time_point::max() && now < sched_.end;
+    return exhausted_ && in_flight_ == 0 && !held;
   }
 
   void wait(Clock::time_point now) {
@@ -167,6 +170,7 @@ class Loop {
     if (!delayed_.empty()) until = std::min(until, delayed_.front().first);
     if (in_flight_ > 0 || pending_opens_ > 0) until = std::min(until, next_scan_);
     if (!idle_.empty() && !exhausted_) until = std::min(until, next_due(now));
+    if (exhausted_ && in_flight_ == 0) until = std::min(until, sched_.end);
     const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
                         std::max(until - now, Clock::duration::zero()))
                         .count();
@@ -441,6 +445,7 @@ class Loop {
     // --warmup: what completes before the measured window opens counts nowhere.
     if (done < run_.measured_from) return;
     ++r_.requests;
+    r_.last_done = done;
     run_.done.fetch_add(1, std::memory_order_relaxed);
     if (window_ != nullptr) {
       std::lock_guard lock(window_->mu);

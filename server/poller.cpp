@@ -78,17 +78,34 @@ Poller::Entry Poller::take(int fd) {
 }
 
 std::optional<Session> Poller::park(Session s) {
+  return park_entry(std::move(s), false);
+}
+
+std::optional<Session> Poller::park_new(Session s) {
+  return park_entry(std::move(s), true);
+}
+
+std::optional<Session> Poller::park_entry(Session s, bool never_queued) {
   std::lock_guard lock(mu_);
   if (stopping_) return s;
   // An idle session keeps no buffer: a parked connection costs only its Session and two index
-  // entries.
+  // entries. A partial request keeps its bytes (bounded by --max-message).
   s.framer.release_if_empty();
   const int fd = s.fd.get();
-  const auto deadline = s.idle_deadline;
-  Entry e{std::move(s), Fd{}, deadline, {}, {}};
+  const auto deadline = s.framer.empty() ? s.idle_deadline : s.request_deadline;
+  Entry e{std::move(s), never_queued, Fd{}, deadline, {}, {}};
   if (!add(fd, e)) return std::move(e.session);
   ++parked_;
   return std::nullopt;
+}
+
+void Poller::reject(Session& s, Outcome why) {
+  if (send_now(s.fd.get(), kErrBusy)) {
+    s.bytes_out = kErrBusy.size();
+    env_.stats.sent(kErrBusy.size());
+  }
+  finish(s, why, env_);
+  linger(std::move(s.fd), kRejectQuiet);
 }
 
 void Poller::linger(Fd fd, Millis quiet) {
@@ -99,7 +116,7 @@ void Poller::linger(Fd fd, Millis quiet) {
   if (stopping_ || lingering_ >= kMaxLingering) return;
   const int raw = fd.get();
   const auto now = Clock::now();
-  Entry e{std::nullopt, std::move(fd), std::min(now + kLingerClose, now + quiet), quiet,
+  Entry e{std::nullopt,      false, std::move(fd), std::min(now + kLingerClose, now + quiet), quiet,
           now + kLingerClose};
   if (add(raw, e)) ++lingering_;
 }
@@ -150,6 +167,27 @@ int Poller::trim_when_quiet(bool active, int timeout) {
   return timeout < 0 ? left : std::min(timeout, left);
 }
 
+// Outside the lock: ready sessions to the workers (those never queued through the queue's
+// bound), and sessions whose deadline passed closed.
+void Poller::hand_off() {
+  const auto now = Clock::now();
+  for (auto& s : ready_) {
+    s.queued = now;
+    queue_.push(s);
+  }
+  ready_.clear();
+  for (auto& s : ready_new_) {
+    s.queued = now;
+    if (!queue_.try_push(s)) reject(s, Outcome::busy);
+  }
+  ready_new_.clear();
+  // Parked in the middle of a request, the deadline that passed was that request's.
+  for (auto& s : timed_out_) {
+    finish(s, s.framer.empty() ? Outcome::idle_timeout : Outcome::io_timeout, env_);
+  }
+  timed_out_.clear();  // closes them
+}
+
 // One round: wait for events or the next deadline, queue sessions whose client has sent
 // something, finish lingering closes, expire deadlines. Returns false once stopping.
 bool Poller::run_once(std::array<epoll_event, 128>& events, bool& active) {
@@ -184,7 +222,7 @@ bool Poller::run_once(std::array<epoll_event, 128>& events, bool& active) {
       if (it == entries_.end()) continue;
       if (it->second.session) {
         Entry e = take(fd);
-        ready_.push_back(std::move(*e.session));
+        (e.never_queued ? ready_new_ : ready_).push_back(std::move(*e.session));
       } else if (!discard_input(fd, kDiscardPerEvent)) {
         take(fd);  // the peer closed: the lingering close is complete
       } else if (it->second.quiet < kLingerClose) {
@@ -193,14 +231,7 @@ bool Poller::run_once(std::array<epoll_event, 128>& events, bool& active) {
     }
     expire(Clock::now(), timed_out_);
   }
-  const auto now = Clock::now();
-  for (auto& s : ready_) {
-    s.queued = now;
-    queue_.push(s);
-  }
-  ready_.clear();
-  for (auto& s : timed_out_) finish(s, Outcome::idle_timeout, env_);
-  timed_out_.clear();  // closes them
+  hand_off();
   return true;
 }
 
@@ -215,6 +246,7 @@ void Poller::run() {
       // poller goes on.
       log_at(LogLevel::error, "poller: {}", e.what());
       ready_.clear();
+      ready_new_.clear();
       timed_out_.clear();
       std::this_thread::sleep_for(Millis{10});
     }
@@ -239,11 +271,12 @@ void Poller::run() {
   }
   // A connection that has sent nothing yet goes to the workers too: its client connected
   // before the drain and may be about to send (the workers give it kFirstRequestGrace from its
-  // accept). Closing it now would reset a request that arrives a moment later.
+  // accept). Closing it now would reset a request that arrives a moment later. So does a
+  // request that was part-way in: the workers wait for its rest until the drain deadline.
   while (!entries_.empty()) {
     Entry e = take(entries_.begin()->first);
     if (!e.session) continue;
-    if (e.session->replies == 0) {
+    if (e.session->replies == 0 || !e.session->framer.empty()) {
       e.session->queued = Clock::now();
       queue_.push(*e.session);
     } else {

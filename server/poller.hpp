@@ -39,14 +39,24 @@ class Poller {
   Poller& operator=(const Poller&) = delete;
 
   void start();
-  // Takes an idle session. Once stopped it refuses, and hands the session back.
+  // Takes a session that is waiting for its client's bytes: idle between requests (until its
+  // idle deadline), or in the middle of a request (until that request's deadline). Once stopped
+  // it refuses, and hands the session back.
   std::optional<Session> park(Session s);
+  // Takes a new connection the full work queue could not: the queue bounds work waiting for a
+  // worker, and a connection that has sent nothing is not work yet. Its first bytes queue it
+  // within the bound, or get it ERR busy then. Refuses (hands it back) like park().
+  std::optional<Session> park_new(Session s);
   // Graceful close: the write side is shut down already or now; input is discarded until the
   // peer closes, or has sent nothing for `quiet`, or kLingerClose passes. Closes at once when
   // stopped or too many linger. Rejections use a short `quiet`: all they need is that the
   // client is not sending when the socket closes (unread input makes the kernel send RST), and
   // out of descriptors each one holds the descriptor the next rejection needs.
   void linger(Fd fd, Millis quiet = kLingerClose);
+  // Turns a connection away: ERR busy (its socket is fresh, so this never blocks), counted as
+  // `why`, then a graceful close ended by kRejectQuiet of silence: closing with the client's
+  // bytes unread would reset the connection and could destroy "ERR busy" before it is read.
+  void reject(Session& s, Outcome why);
   // Queues the parked sessions that have input waiting, closes the rest (counted as shutdown)
   // and every lingering connection, and joins the thread.
   void stop();
@@ -59,6 +69,7 @@ class Poller {
  private:
   struct Entry {
     std::optional<Session> session;  // empty for a lingering close
+    bool never_queued = false;       // park_new: goes back through the queue's bound
     Fd fd;                           // lingering close only
     Clock::time_point deadline;
     Millis quiet{};                  // lingering close: the silence that ends it
@@ -67,6 +78,7 @@ class Poller {
 
   void run();
   bool run_once(std::array<epoll_event, 128>& events, bool& active);
+  void hand_off();
   int trim_when_quiet(bool active, int timeout);
   bool add(int fd, Entry& entry);  // mu_ held; moves from `entry` only on success
   Entry take(int fd);              // mu_ held
@@ -85,7 +97,10 @@ class Poller {
   std::size_t lingering_ = 0;
   Clock::time_point next_wake_ = Clock::time_point::max();
   bool stopping_ = false;
+  std::optional<Session> park_entry(Session s, bool never_queued);
+
   std::vector<Session> ready_;      // poller thread only
+  std::vector<Session> ready_new_;  // poller thread only: ready, from park_new
   std::vector<Session> timed_out_;  // poller thread only
   uint64_t seen_accepted_ = 0;
   Clock::time_point last_activity_{};

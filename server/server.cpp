@@ -83,7 +83,6 @@ struct Server::Impl {
   void wait_for_connections();
   Session new_session(Accepted& a);
   void admit(Accepted a);
-  void reject(Session& s, Outcome why);
   void shed();
   void work(unsigned index);
   void serve_one(Session& s, std::string& scratch, unsigned index);
@@ -254,22 +253,13 @@ void Server::Impl::admit(Accepted a) {
   if (log_enabled(LogLevel::debug)) log_at(LogLevel::debug, "{} accepted", a.peer.str());
   try {
     Session s = new_session(a);
-    if (!queue.try_push(s)) reject(s, Outcome::busy);
+    if (queue.try_push(s)) return;
+    // The queue bounds work waiting for a worker, not connections waiting for their first
+    // byte: a burst of silent connections is parked, and its first bytes go through the bound.
+    if (auto back = poller.park_new(std::move(s))) poller.reject(*back, Outcome::busy);
   } catch (const std::bad_alloc&) {
     stats.ended(Outcome::error);  // the descriptor closes as it unwinds
   }
-}
-
-void Server::Impl::reject(Session& s, Outcome why) {
-  // The socket is fresh: its send buffer is empty, so this never blocks.
-  if (send_now(s.fd.get(), kErrBusy)) {
-    s.bytes_out = kErrBusy.size();
-    stats.sent(kErrBusy.size());
-  }
-  finish(s, why, env);
-  // Read what the client sends until it leaves: closing with its bytes unread would reset the
-  // connection and could destroy "ERR busy" before the client reads it.
-  poller.linger(std::move(s.fd), kRejectQuiet);
 }
 
 // accept() failed with EMFILE/ENFILE. The spare descriptor, closed for a moment, lets one
@@ -299,7 +289,7 @@ void Server::Impl::shed() {
   }
   stats.accepted();
   Session s = new_session(a);
-  reject(s, Outcome::shed);
+  poller.reject(s, Outcome::shed);
 }
 
 void Server::Impl::serve_one(Session& s, std::string& scratch, unsigned index) {

@@ -258,15 +258,38 @@ Verdict request_timed_out(Session& s, const SessionEnv& env) {
   return close_with(outcome_of(IoStatus::timed_out, env));
 }
 
+// A line client's request stalled part-way while others wait for a worker (a slow client, or a
+// slow-loris one): the request's next bytes get the short linger, and if they are not there by
+// then the session is parked with its partial request, keeping that request's deadline. A
+// trickling client then holds no worker between its bytes.
+std::optional<Verdict> yield_mid_request(Session& s, const SessionEnv& env) {
+  IoResult r = receive(s, std::min(Clock::now() + kLinger, s.request_deadline), -1, env);
+  switch (r.status) {
+    case IoStatus::ok: return std::nullopt;
+    case IoStatus::timed_out:
+      if (Clock::now() < s.request_deadline) return Verdict{Verdict::Kind::park};
+      return close_with(Outcome::io_timeout);
+    case IoStatus::closed: s.framer.append("\n"); return std::nullopt;
+    default: return close_with(outcome_of(r.status, env));
+  }
+}
+
 // Step 2: a request is arriving: finish receiving it, bounded by the io timeout for the whole
-// request (and, for a client that has not sent a newline yet, by the one-shot pause).
+// request (and, for a client that has not sent a newline yet, by the one-shot pause). A line
+// client's wait also ends when someone else needs a worker (the backlog fd, which the drain
+// raises for good).
 std::optional<Verdict> continue_request(Session& s, const SessionEnv& env) {
   auto until = s.request_deadline;
   if (!s.line_client) until = std::min(until, s.last_byte + kSeedPause);
-  IoResult r = receive(s, capped(until, env), stop_wake(env), env);
+  const bool may_yield = s.line_client && !is_draining(env);
+  IoResult r = receive(s, capped(until, env), may_yield ? env.backlog_fd : stop_wake(env), env);
   switch (r.status) {
-    case IoStatus::ok:
-    case IoStatus::woken: return std::nullopt;
+    case IoStatus::ok: return std::nullopt;
+    case IoStatus::woken:
+      if (may_yield && env.backlogged.load(std::memory_order_relaxed)) {
+        return yield_mid_request(s, env);
+      }
+      return std::nullopt;
     case IoStatus::closed:
       // Half-close ends the last request. A client that never sent a newline gets the
       // one-shot reply; a line client gets a line.
@@ -299,9 +322,11 @@ std::optional<Verdict> yield_between_requests(Session& s, const SessionEnv& env,
   // usually sent the next request (or closed), which one non-blocking read finds.
   if (answered_this_turn) return Verdict{Verdict::Kind::requeue};
   // Its turn has come round, or it is new: its bytes are usually there or in flight. Give them
-  // the short linger; a session with nothing by then goes to the poller, so it never goes
-  // round the queue empty twice.
-  IoResult r = receive(s, Clock::now() + kLinger, -1, env);
+  // the short linger, counted from when it entered the queue: bytes in flight arrive within it,
+  // so a session that waited that long in the queue with nothing is parked at once (a burst of
+  // silent connections costs each worker a recv, not a millisecond). A session with nothing by
+  // then goes to the poller, so it never goes round the queue empty twice.
+  IoResult r = receive(s, std::max(Clock::now(), s.queued + kLinger), -1, env);
   switch (r.status) {
     case IoStatus::ok: return std::nullopt;
     case IoStatus::timed_out: return Verdict{Verdict::Kind::park};

@@ -487,3 +487,101 @@ TEST(Hardening, SessionsWaitingInTheQueueHoldNoRequestBuffer) {
   const long grown = proc_status_kib(srv.proc->pid(), "VmHWM") - before;
   EXPECT_LT(grown, 4 * 1024) << "peak RSS grew by " << grown << " KiB for 2,000 sessions";
 }
+
+TEST(Hardening, BurstOfSilentConnectionsBeyondTheQueueIsParkedNotTurnedAway) {
+  // Regression (issue 9): the queue bounds work waiting for a worker, but a connection that has
+  // sent nothing is not work yet. 300 silent connections against --queue 8 got 292 ERR busy;
+  // now the overflow is parked until its first bytes, and each is then served.
+  auto cfg = test_config();
+  cfg.workers = 2;
+  cfg.queue = 8;
+  InProcessServer srv(cfg);
+  std::vector<Client> burst;
+  for (int i = 0; i < 300; ++i) {
+    burst.push_back(Client::connect(srv.port()));
+    ASSERT_TRUE(burst.back().valid());
+  }
+  ASSERT_TRUE(eventually([&] { return srv.server().stats().accepted == 300; }, 10s));
+  EXPECT_EQ(srv.server().stats().of(Outcome::busy), 0u);
+  for (auto& c : burst) {  // one at a time: the work never exceeds the bound
+    ASSERT_TRUE(c.send("hi\n"));
+    ASSERT_EQ(c.line(5s), "Hello from the server!\n");
+  }
+  srv.stop();
+  const auto st = srv.server().stats();
+  EXPECT_EQ(st.of(Outcome::busy), 0u);
+  EXPECT_EQ(st.requests, 300u);
+  EXPECT_EQ(st.ended(), st.accepted);
+}
+
+TEST(Hardening, FirstBytesOfAParkedNewConnectionStillMeetTheQueuesBound) {
+  // The parked overflow is not a way around --queue: when its requests arrive while the queue
+  // is full, they get ERR busy, and every client gets an answer.
+  auto cfg = test_config();
+  cfg.workers = 1;
+  cfg.queue = 2;
+  cfg.delay = 300ms;
+  InProcessServer srv(cfg);
+  std::vector<Client> burst;
+  for (int i = 0; i < 30; ++i) burst.push_back(Client::connect(srv.port()));
+  ASSERT_TRUE(eventually([&] { return srv.server().stats().accepted == 30; }, 10s));
+  for (auto& c : burst) ASSERT_TRUE(c.send("x\n"));
+  int busy = 0;
+  int served = 0;
+  for (auto& c : burst) {
+    auto reply = c.line(15s);
+    ASSERT_TRUE(reply) << "every client gets an answer";
+    busy += *reply == "ERR busy\n" ? 1 : 0;
+    served += *reply == "Hello from the server!\n" ? 1 : 0;
+  }
+  EXPECT_EQ(busy + served, 30);
+  EXPECT_GE(busy, 20);
+  srv.stop();
+  EXPECT_EQ(srv.server().stats().of(Outcome::busy), static_cast<uint64_t>(busy));
+}
+
+TEST(Hardening, SlowLorisClientsHoldNoWorkerBetweenTheirBytes) {
+  // Regression (issue 9): four times as many tricklers as workers (a full line, then a byte
+  // every 100 ms) each held a worker until its whole-request deadline, so a good client waited
+  // that long. Now a stalled request is parked with its bytes while others wait, and still cut
+  // at its deadline.
+  auto cfg = test_config();
+  cfg.workers = 2;
+  cfg.io_timeout = 3000ms;
+  InProcessServer srv(cfg);
+  std::atomic<bool> done{false};
+  std::vector<std::thread> tricklers;
+  std::vector<long> lasted_ms(8, -1);
+  for (int i = 0; i < 8; ++i) {
+    tricklers.emplace_back([&, i] {
+      Client c = Client::connect(srv.port());
+      if (!c.send("hello\n") || c.line(5s) != "Hello from the server!\n") return;
+      const auto start = std::chrono::steady_clock::now();
+      while (!done && since(start) < 8s) {
+        if (!c.send("a", 200ms) || c.closed_within(100ms)) break;
+      }
+      lasted_ms[static_cast<std::size_t>(i)] = static_cast<long>(since(start).count());
+    });
+  }
+  ASSERT_TRUE(eventually([&] { return srv.server().stats().requests >= 8; }, 10s));
+  std::this_thread::sleep_for(300ms);  // every trickler is part-way into its second request
+  std::chrono::milliseconds worst{0};
+  for (int i = 0; i < 10; ++i) {
+    const auto start = std::chrono::steady_clock::now();
+    Client good = Client::connect(srv.port());
+    ASSERT_TRUE(good.send("ping\n"));
+    EXPECT_EQ(good.line(10s), "Hello from the server!\n");
+    worst = std::max(worst, since(start));
+  }
+  EXPECT_LT(worst, 1000ms) << "a good client waited behind the tricklers";
+  // Each trickler is cut at its whole-request deadline (3 s from its second request's first
+  // byte), not kept alive by its trickle and not cut early.
+  EXPECT_TRUE(eventually([&] { return srv.server().stats().of(Outcome::io_timeout) == 8; }, 10s))
+      << srv.server().stats().of(Outcome::io_timeout);
+  done = true;
+  for (auto& t : tricklers) t.join();
+  for (long ms : lasted_ms) {
+    EXPECT_GE(ms, 2500) << "cut before its deadline";
+    EXPECT_LT(ms, 5500) << "outlived its deadline";
+  }
+}

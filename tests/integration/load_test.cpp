@@ -299,14 +299,15 @@ TEST(Load, IntervalsAddUpAndRampUpSpreadsTheConnections) {
 TEST(Load, TenThousandKeepaliveConnectionsAreHeldWithZeroFailures) {
   // The issue's scale target: 10,000 keep-alive connections sharing --rate 20000, every one
   // opened once and kept, in a few MiB of client memory (the engine's per-connection state is
-  // a slot of about 100 bytes; histograms are per event loop, not per connection).
+  // a slot of about 100 bytes; histograms are per event loop, not per connection). tcpd runs
+  // with its default --queue: the burst of new connections, silent until their first request,
+  // is parked rather than turned away (issue 9).
   rlimit rl{};
   ::getrlimit(RLIMIT_NOFILE, &rl);
-  if (rl.rlim_max < 10200)
+  if (rl.rlim_max < 10200) {
     GTEST_SKIP() << "needs 10,200 descriptors; the hard limit is " << rl.rlim_max;
-  // tcpd's --queue holds connections waiting for a worker: large enough for the whole burst of
-  // new, silent connections (see issue 9 for serving that burst with the default queue).
-  Tcpd srv({"--quiet", "--queue", "10000"});
+  }
+  Tcpd srv({"--quiet"});
   const std::string rate = kSanitized ? "5000" : "20000";
   auto r = tcpc(srv.port, {"--concurrency", "10000", "--keepalive", "--rate", rate, "--duration",
                            "2", "--ramp-up", "1", "--json"});
@@ -316,8 +317,32 @@ TEST(Load, TenThousandKeepaliveConnectionsAreHeldWithZeroFailures) {
   EXPECT_EQ(num(r.out, "reconnects"), 0) << r.out;
   EXPECT_EQ(num(r.out, "connections"), 10000) << r.out;
   if (!kSanitized) EXPECT_LE(num(r.out, "client_max_rss_kib"), 64 * 1024) << r.out;
-  // Every connection was opened once and held: the server accepted exactly 10,000.
-  EXPECT_EQ(server_counter(srv, "accepted"), 10000);
+  // Every connection was opened once and held: the server accepted exactly 10,000 and turned
+  // none away.
+  srv.proc->signal(SIGTERM);
+  const std::string err = srv.proc->wait(30s).err;
+  EXPECT_NE(err.find(" accepted=10000 "), std::string::npos) << err;
+  EXPECT_NE(err.find(" busy=0 "), std::string::npos) << err;
+}
+
+TEST(Load, SilentBurstOfTenThousandConnectionsGetsNoBusyWithTheDefaultQueue) {
+  // Issue 9's burst: 10,000 connections opened within 0.8 s that send nothing (two requests
+  // in all), held to the end of the run. Before, 3,811 of them got ERR busy: each new
+  // connection cost a worker a 1 ms linger, and the 1,024-deep queue overflowed.
+  rlimit rl{};
+  ::getrlimit(RLIMIT_NOFILE, &rl);
+  if (rl.rlim_max < 10200) {
+    GTEST_SKIP() << "needs 10,200 descriptors; the hard limit is " << rl.rlim_max;
+  }
+  Tcpd srv({"--quiet"});
+  auto r = tcpc(srv.port, {"--concurrency", "10000", "--keepalive", "--rate", "1", "--duration",
+                           "2", "--ramp-up", "0.8", "--json"});
+  EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_EQ(num(r.out, "ok"), 2) << r.out;
+  srv.proc->signal(SIGTERM);
+  const std::string err = srv.proc->wait(30s).err;
+  EXPECT_NE(err.find(" accepted=10000 "), std::string::npos) << err;
+  EXPECT_NE(err.find(" busy=0 "), std::string::npos) << err;
 }
 
 TEST(Load, ConnectStormOpensOneConnectionPerRequestAtTheRate) {
