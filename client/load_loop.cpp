@@ -43,11 +43,12 @@ struct Slot {
   uint32_t msg = 0;        // which request
   Phase phase = Phase::unstarted;
   bool has_request = false;
-  bool reused = false;     // the socket was open before this request (it may have closed since)
-  bool retried = false;    // this request was already sent again on a new connection
-  bool got_bytes = false;  // any byte of this request's reply
-  bool readable = false;   // an input edge came while the slot was not reading
-  bool reopen = false;     // the server closed this idle keep-alive connection
+  bool reused = false;       // the socket was open before this request (it may have closed since)
+  bool retried = false;      // this request was already sent again on a new connection
+  bool got_bytes = false;    // any byte of this request's reply
+  bool readable = false;     // an input edge came while the slot was not reading
+  bool reopen = false;       // the server closed this idle keep-alive connection
+  bool peer_closed = false;  // an event said the server shut its side (EPOLLRDHUP/EPOLLHUP)
 };
 
 bool is_busy(Phase p) {
@@ -376,7 +377,11 @@ class Loop {
           f = classify_reply(without_cr(slot.in), expect_);
         }
         slot.in.assign(nl + 1, got - line_len - 1);  // bytes past the reply (none, normally)
-        return finish(s, f, false);
+        // The server's FIN came with (or before) the reply: edge-triggered, it will not be
+        // reported again, and a proxy that half-closed would take the next request and never
+        // answer it. The connection ends here; the next request opens a new one.
+        if (slot.peer_closed && cfg_.keepalive && f == Failure::none) slot.reopen = true;
+        return finish(s, f, slot.peer_closed);
       }
       if (n == 0) {
         if (slot.in.empty()) return fail(s, Failure::reset);  // closed without a reply
@@ -469,6 +474,7 @@ class Loop {
     Slot& slot = slots_[s];
     if (!slot.fd || slot.conn_gen != static_cast<uint32_t>(ev.data.u64 >> 32)) return;
     const uint32_t e = ev.events;
+    if ((e & (EPOLLRDHUP | EPOLLHUP)) != 0) slot.peer_closed = true;
     const bool in = (e & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) != 0;
     const bool out = (e & (EPOLLOUT | EPOLLHUP | EPOLLERR)) != 0;
     switch (slot.phase) {
@@ -499,6 +505,7 @@ class Loop {
     slot.fd.reset();
     ++slot.conn_gen;
     slot.readable = false;
+    slot.peer_closed = false;
     if (slot.in.capacity() > kKeepInput) {
       std::string().swap(slot.in);
     } else {

@@ -47,6 +47,8 @@ load() {
 wait_loads() { for p in "${bg[@]}"; do wait "$p" 2>/dev/null; done; bg=(); }
 failures() { local sum=0 f; for f in "$@"; do sum=$((sum + $(field failed "$TMP/$f.json"))); done; echo $sum; }
 oks() { local sum=0 f; for f in "$@"; do sum=$((sum + $(field ok "$TMP/$f.json"))); done; echo $sum; }
+# On a failure, tcpc's own JSON says which kind (reset, timeout, refused...).
+loads_json() { local f; for f in "$@"; do echo "  $f: $(cat "$TMP/$f.json")"; done; }
 
 have_haproxy() { command -v haproxy >/dev/null && command -v socat >/dev/null; }
 
@@ -98,7 +100,7 @@ t_drain_and_back() {
   local f
   f=$(failures d1 d2)
   local msg="drain: failed $f of $(oks d1 d2) ok (reconnects $(field reconnects "$TMP/d2.json")); h2 exited ${exit_ms} ms after SIGTERM (drain timeout 5000), DOWN in HAProxy"
-  if [[ $f -eq 0 && $exit_ms -le 5500 && $down_ms -ge 0 ]]; then pass "$msg"; else fail "$msg"; fi
+  if [[ $f -eq 0 && $exit_ms -le 5500 && $down_ms -ge 0 ]]; then pass "$msg"; else fail "$msg"; loads_json d1 d2; fi
   msg="back: h2 UP ${up_ms} ms after restart (rise ${RISE:-2} x inter ${CLUSTER_INTER_MS:-300} ms), took $((after - before)) connections since"
   if [[ $up_ms -le 5000 && $after -gt $before ]]; then pass "$msg"; else fail "$msg"; fi
   $C down >/dev/null 2>&1
@@ -115,7 +117,7 @@ t_rolling() {
   local f
   f=$(failures r1 r2)
   local msg="rolling: restarted h1, h2, h3 in turn under load: failed $f of $(oks r1 r2) ok"
-  if [[ $f -eq 0 && $(oks r1 r2) -gt 0 ]]; then pass "$msg"; else fail "$msg"; fi
+  if [[ $f -eq 0 && $(oks r1 r2) -gt 0 ]]; then pass "$msg"; else fail "$msg"; loads_json r1 r2; fi
   $C down >/dev/null 2>&1
 }
 

@@ -204,6 +204,19 @@ TEST(Load, KeepaliveConnectionClosedByTheServerIsReopenedNotCountedAsFailure) {
   EXPECT_EQ(num(r.out, "reconnects"), 3) << r.out;
 }
 
+TEST(Load, KeepaliveConnectionHalfClosedWithItsReplyIsNotReusedForTheNext) {
+  // Regression (found by cluster_test's rolling restart through HAProxy): a proxy whose backend
+  // leaves forwards the reply and the FIN together and keeps reading. The event engine saw one
+  // edge for both, read the reply, and sent the next request into the half-closed connection,
+  // where it timed out. The FIN now ends the connection; the next request opens a new one.
+  FakeServer proxy(FakeServer::Kind::half_close, "Hello from the server!\n");
+  auto r = tcpc(proxy.port(), {"--count", "3", "--keepalive", "--timeout-ms", "2000", "--json"});
+  EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_EQ(num(r.out, "ok"), 3) << r.out;
+  EXPECT_EQ(num(r.out, "timeout"), 0) << r.out;
+  EXPECT_EQ(proxy.accepted(), 3);
+}
+
 TEST(Load, RateHonesty) {
   // Regressions from the issue: a missed target was reported silently as success with rps
   // counted to the last reply; --duration 1 --rate 300 sent 301.

@@ -47,6 +47,7 @@ void FakeServer::run() {
     } else {
       ::send(c.get(), text_.data(), text_.size(), MSG_NOSIGNAL);
       ::shutdown(c.get(), SHUT_WR);
+      if (kind_ == Kind::half_close) held_.push_back(std::move(c));
     }
   }
 }

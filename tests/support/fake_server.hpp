@@ -17,6 +17,9 @@ class FakeServer {
     stall,  // accepts and never answers
     reset,  // reads the request, then closes with RST
     reply,  // reads the request, answers `text` and closes
+    // reads the request, answers `text`, shuts its sending side and keeps the connection open
+    // without reading: a TCP proxy whose backend has gone
+    half_close,
   };
   explicit FakeServer(Kind kind, std::string text = {});
   ~FakeServer();
