@@ -18,8 +18,7 @@ namespace tcpd {
 // answered without a newline and then closed: what the tutorial's server does for its client.
 inline constexpr Millis kSeedPause{20};
 // When others wait for a worker, how long a session taken from the queue with nothing buffered
-// (new, or yielded) may wait for its client's bytes, counted from when it entered the queue,
-// before it is parked.
+// may wait for its client's bytes before it is parked, counted from when it entered the queue.
 inline constexpr Millis kLinger{1};
 // During a drain, how long a connection that has sent nothing yet (accepted from the listen
 // queue by the drain, or waiting in the work queue) may take to send its first request: its
