@@ -10,14 +10,7 @@ cd "$(dirname "$0")/.."
 TCPC=build/release/bin/tcpc
 [[ $# -gt 0 ]] || set -- build/release/bin/tcpd
 W=8
-free_port() {
-  local p
-  for _ in $(seq 50); do
-    p=$((20000 + RANDOM % 12000))
-    ss -Htln "sport = :$p" | grep -q . || { echo "$p"; return; }
-  done
-  return 1
-}
+source scripts/lib/ports.sh
 PIDS=()
 cleanup() { for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
 trap cleanup EXIT
@@ -51,7 +44,7 @@ for bin in "$@"; do
   log=$(mktemp /tmp/loris.XXXXXX.log)
   "$bin" --port "$port" --bind 127.0.0.1 --workers "$W" --io-timeout-ms 5000 --quiet >/dev/null 2>"$log" &
   srv=$!; PIDS+=("$srv")
-  for _ in $(seq 100); do ss -Htln "sport = :$port" | grep -q . && break; sleep 0.05; done
+  wait_listening "$port"
   tricklers "$port" $((4 * W)) 12 &
   PIDS+=("$!")
   sleep 1
@@ -64,7 +57,7 @@ for bin in "$@"; do
   log=$(mktemp /tmp/burst.XXXXXX.log)
   "$bin" --port "$port" --bind 127.0.0.1 --workers "$W" --quiet >/dev/null 2>"$log" &
   srv=$!; PIDS+=("$srv")
-  for _ in $(seq 100); do ss -Htln "sport = :$port" | grep -q . && break; sleep 0.05; done
+  wait_listening "$port"
   "$TCPC" --host 127.0.0.1 --port "$port" --concurrency 10000 --keepalive --rate 1 --duration 2 \
     --ramp-up 0.8 --json --quiet >/dev/null 2>&1 || true
   kill -TERM "$srv"; wait "$srv" 2>/dev/null || true

@@ -14,14 +14,7 @@ export BENCH_BIN=${BENCH_BIN:-/tmp/tcpd-bench}
 [[ -x build/release/bin/tcpd ]] || { cmake --preset release >/dev/null && cmake --build --preset release --target tcpd; }
 TCPD=$ROOT/build/release/bin/tcpd
 
-free_port() {
-  local p
-  for _ in $(seq 50); do
-    p=$((33000 + RANDOM % 8000))
-    ss -Htln "sport = :$p" | grep -q . || { echo "$p"; return; }
-  done
-  return 1
-}
+source scripts/lib/ports.sh
 
 scraper=""
 stop_scraper() { [[ -n "$scraper" ]] && kill "$scraper" 2>/dev/null; wait "$scraper" 2>/dev/null || true; scraper=""; }

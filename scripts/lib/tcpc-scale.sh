@@ -5,17 +5,14 @@
 set -euo pipefail
 BIN=$1 C=$2 R=$3 S=$4
 LOG=$(mktemp /tmp/tcpc-scale.XXXXXX.log)
-PORT=""
-for _ in $(seq 50); do
-  p=$((20000 + RANDOM % 12000))
-  ss -Htln "sport = :$p" | grep -q . || { PORT=$p; break; }
-done
+source "$(dirname "$0")/ports.sh"
+PORT=$(free_port) || true
 [[ -n $PORT ]] || { echo "tcpc-scale: no free port" >&2; exit 1; }
 # --queue C: the burst of new, silent connections all fit while the workers park them.
 "$BIN/tcpd" --port "$PORT" --workers 8 --queue "$C" --quiet >/dev/null 2>"$LOG" &
 SPID=$!
 trap 'kill -TERM "$SPID" 2>/dev/null || true; wait "$SPID" 2>/dev/null || true; rm -f "$LOG"' EXIT
-for _ in $(seq 100); do ss -Htln "sport = :$PORT" | grep -q . && break; sleep 0.05; done
+wait_listening "$PORT"
 json=$("$BIN/tcpc" --host 127.0.0.1 --port "$PORT" --concurrency "$C" --keepalive --rate "$R" \
   --duration "$S" --ramp-up 1 --json --quiet) || true
 kill -TERM "$SPID" 2>/dev/null || true
