@@ -119,8 +119,8 @@ void connections(std::string& out, const StatsSnapshot& s) {
 }
 
 void gauges(std::string& out, const Gauges& g) {
-  metric(out, "tcpd_sessions_parked", "gauge", "Idle sessions waiting without a worker.",
-         static_cast<double>(g.parked));
+  metric(out, "tcpd_sessions_parked", "gauge",
+         "Sessions waiting for their client without a worker.", static_cast<double>(g.parked));
   metric(out, "tcpd_queue_depth", "gauge", "Connections and sessions waiting for a worker.",
          static_cast<double>(g.queue_depth));
   metric(out, "tcpd_queue_capacity", "gauge", "New connections that may wait for a worker.",

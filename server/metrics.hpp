@@ -9,7 +9,7 @@ namespace tcpd {
 
 // What a scrape shows besides the counters: the server's gauges at that moment.
 struct Gauges {
-  uint64_t parked = 0;  // idle sessions held by the poller
+  uint64_t parked = 0;  // sessions holding no worker (parked, and new ones not yet queued)
   uint64_t queue_depth = 0;
   uint64_t queue_capacity = 0;
   uint64_t workers = 0;

@@ -15,7 +15,7 @@
 
 #include "eventfd.hpp"
 #include "log.hpp"
-#include "poller.hpp"
+#include "parked.hpp"
 #include "session.hpp"
 #include "socket.hpp"
 #include "work_queue.hpp"
@@ -55,6 +55,11 @@ struct Accepted {
 
 }  // namespace
 
+// What a wait() on the parked sets may return besides a session.
+constexpr uint64_t kQueueWake = Parked::kFirstTag;       // workers' set: the queue needs the leader
+constexpr uint64_t kListener = Parked::kFirstTag + 1;    // acceptor's set
+constexpr uint64_t kAcceptWake = Parked::kFirstTag + 2;  // acceptor's set: stop()
+
 struct Server::Impl {
   explicit Impl(ServerConfig cfg)
       : config(std::move(cfg)),
@@ -63,16 +68,15 @@ struct Server::Impl {
         port(local_port(listener.get())),
         accept_wake(make_eventfd()),
         stats(config.workers),
-        waker(config.workers),
-        queue(config.queue, [this] { on_backlog(); }),
+        queue(config.queue),
         stop_fd(make_eventfd()),
-        env{config,        stats,    queue.backlog_fd(), queue.backlog_flag(),
-            stop_fd.get(), draining, drain_deadline,     waker},
-        poller(queue, env, waker),
+        env{config, stats, stop_fd.get(), draining, drain_deadline, [this] { queue.lend_lead(); }},
+        parked(env, true, true),
+        waiting_new(env, false, false),
         spare(open_spare()) {
-    // Accepted sockets inherit SO_RCVTIMEO from the listener: the blocking idle wait's bound
-    // (the idle timeout) then costs no setsockopt per connection.
-    inherited_rcvtimeo = set_io_timeout(listener.get(), SO_RCVTIMEO, config.idle_timeout);
+    parked.watch(queue.wake_fd(), kQueueWake, true);
+    waiting_new.watch(listener.get(), kListener, false);
+    waiting_new.watch(accept_wake.get(), kAcceptWake, false);
   }
   ~Impl() { stop_threads(); }
 
@@ -81,39 +85,42 @@ struct Server::Impl {
   void accept_loop();
   Accepted accept_next();
   void wait_for_connections();
+  void new_connections_ready();
   Session new_session(Accepted& a);
   void admit(Accepted a);
+  void queue_or_reject(Session& s);
   void shed();
   void work(unsigned index);
-  void serve_one(Session& s, std::string& scratch, unsigned index);
+  std::optional<Session> next_session(bool& queue_first);
+  std::optional<Session> take_ready(bool& queue_first);
+  std::optional<Session> from_queue();
+  void serve_one(Session& s, std::string& scratch);
+  void finish_if_drained();
   void drain();
   void accept_backlog();
   void stop_threads();
-  // Someone needs a worker: interrupt workers blocked in recv() on idle sessions, and have
-  // the poller repeat that until they have let go.
-  void on_backlog() {
-    if (waker.kick_waiting(1) > 0) poller.nudge();
-  }
 
   ServerConfig config;
   Fd listener;
   std::string address;
   uint16_t port;
-  Fd accept_wake;  // raised by stop(): the acceptor leaves poll()
+  Fd accept_wake;  // raised by stop(): the acceptor leaves its wait
   Stats stats;
-  Waker waker;
   WorkQueue<Session> queue;
   Fd stop_fd;
   std::atomic<bool> draining{false};
   std::atomic<Clock::rep> drain_deadline{0};
   std::atomic<bool> stopping{false};
   SessionEnv env;
-  Poller poller;
+  // Sessions waiting for their client's bytes, and closing connections: the workers wait on it.
+  Parked parked;
+  // New connections until their first bytes (the full queue could not take them, or a worker
+  // found nothing to read yet): the acceptor waits on it with the listener, so that they meet
+  // the queue's bound when they become work.
+  Parked waiting_new;
   Fd spare;
-  bool inherited_rcvtimeo = false;
   bool started = false;
   WorkerPool pool;
-  std::atomic<unsigned> live_workers{0};
   Clock::time_point last_fd_warning{};
 };
 
@@ -130,11 +137,11 @@ StatsSnapshot Server::stats() const {
   return impl_->stats.snapshot();
 }
 std::size_t Server::parked() const {
-  return impl_->poller.parked();
+  return impl_->parked.sessions() + impl_->waiting_new.sessions();
 }
 Gauges Server::gauges() const {
   Gauges g;
-  g.parked = impl_->poller.parked();
+  g.parked = parked();
   g.queue_depth = impl_->queue.size();
   g.queue_capacity = impl_->config.queue;
   g.workers = impl_->config.workers;
@@ -157,17 +164,10 @@ void Server::stop() {
 
 void Server::Impl::start() {
   if (started) return;
-  poller.start();
-  live_workers.store(config.workers);
-  try {
-    // If the pool cannot be completed, closing the queue makes the workers already running
-    // return, so that the error reaches main instead of a join that waits for ever.
-    pool.start(
-        config.workers, [this](unsigned i) { work(i); }, [this] { queue.close(); });
-  } catch (...) {
-    poller.stop();
-    throw;
-  }
+  // If the pool cannot be completed, finishing the queue makes the workers already running
+  // return, so that the error reaches main instead of a join that waits for ever.
+  pool.start(
+      config.workers, [this](unsigned i) { work(i); }, [this] { queue.finish(); });
   started = true;
 }
 
@@ -216,9 +216,21 @@ Accepted Server::Impl::accept_next() {
   }
 }
 
+// Sleeps until a connection waits in the listen queue, stop() is called, or a new connection
+// parked in waiting_new sends its first bytes (it then goes through the queue's bound).
 void Server::Impl::wait_for_connections() {
-  std::array<pollfd, 2> p{{{listener.get(), POLLIN, 0}, {accept_wake.get(), POLLIN, 0}}};
-  ::poll(p.data(), p.size(), -1);  // EINTR or an error: the caller looks again
+  Parked::Woken w = waiting_new.wait(-1);
+  if (w.session) queue_or_reject(*w.session);
+}
+
+// Without sleeping: the new connections whose first bytes (or FIN) have come. The listener,
+// always readable while out of descriptors, is skipped; the bound keeps one call short.
+void Server::Impl::new_connections_ready() {
+  for (int i = 0; i < 64; ++i) {
+    Parked::Woken w = waiting_new.wait(0);
+    if (w.timed_out) return;
+    if (w.session) queue_or_reject(*w.session);
+  }
 }
 
 // Accepts until stop(). accept4() first and poll() only when nothing waits: under load a
@@ -244,7 +256,6 @@ Session Server::Impl::new_session(Accepted& a) {
   Session s(std::move(a.fd), config.max_message, now, config.idle_timeout);
   s.peer = a.peer;
   s.queued = now;
-  s.recv_timeout_set = inherited_rcvtimeo;
   return s;
 }
 
@@ -255,11 +266,16 @@ void Server::Impl::admit(Accepted a) {
     Session s = new_session(a);
     if (queue.try_push(s)) return;
     // The queue bounds work waiting for a worker, not connections waiting for their first
-    // byte: a burst of silent connections is parked, and its first bytes go through the bound.
-    if (auto back = poller.park_new(std::move(s))) poller.reject(*back, Outcome::busy);
+    // byte: a burst of silent connections waits here, and its first bytes meet the bound.
+    if (!waiting_new.park(s)) parked.reject(s, Outcome::busy);
   } catch (const std::bad_alloc&) {
     stats.ended(Outcome::error);  // the descriptor closes as it unwinds
   }
+}
+
+void Server::Impl::queue_or_reject(Session& s) {
+  s.queued = Clock::now();
+  if (!queue.try_push(s)) parked.reject(s, Outcome::busy);
 }
 
 // accept() failed with EMFILE/ENFILE. The spare descriptor, closed for a moment, lets one
@@ -277,8 +293,12 @@ void Server::Impl::shed() {
     // Nothing to free (ENFILE is system-wide, or a lingering reject holds the slot): wait a
     // little for descriptors to come back instead of spinning on accept().
     std::this_thread::sleep_for(Millis{5});
+    new_connections_ready();
     return;
   }
+  // Out of descriptors the listen queue never empties, so the acceptor looks at the waiting
+  // new connections here too: their clients leaving is what gives descriptors back.
+  new_connections_ready();
   spare.reset();
   Accepted a = accept_next();
   spare = open_spare();
@@ -289,41 +309,89 @@ void Server::Impl::shed() {
   }
   stats.accepted();
   Session s = new_session(a);
-  poller.reject(s, Outcome::shed);
+  parked.reject(s, Outcome::shed);
 }
 
-void Server::Impl::serve_one(Session& s, std::string& scratch, unsigned index) {
-  Verdict v = serve(s, env, scratch, index);
-  switch (v.kind) {
-    case Verdict::Kind::requeue:
-      // Waiting in the queue, a session with nothing pending holds no buffer.
-      s.framer.release_if_empty();
-      s.queued = Clock::now();
-      queue.push(s);
-      break;
-    case Verdict::Kind::park:
-      // Refused once the drain has stopped the poller: the workers finish it instead (what
-      // has arrived is served, a connection that has sent nothing gets its grace).
-      if (auto back = poller.park(std::move(s))) {
-        back->queued = Clock::now();
-        queue.push(*back);
-      }
-      break;
-    case Verdict::Kind::close:
+void Server::Impl::serve_one(Session& s, std::string& scratch) {
+  for (;;) {
+    Verdict v = serve(s, env, scratch);
+    if (v.kind == Verdict::Kind::close) {
       finish(s, v.outcome, env);
-      if (v.linger) poller.linger(std::move(s.fd));
-      break;
+      if (v.linger) parked.linger(std::move(s.fd), s.registered);
+      return;
+    }
+    // A connection that has sent nothing yet is not work yet: it waits with the acceptor, so
+    // that its first bytes meet the queue's bound like any new connection's.
+    const bool is_new = s.replies == 0 && s.framer.empty();
+    if ((is_new ? waiting_new : parked).park(s)) return;
+    // Refused because the drain has begun: serve() finishes it then (what has arrived is
+    // served, a connection that has sent nothing gets its grace). Otherwise the kernel had no
+    // memory for the registration.
+    if (!draining.load(std::memory_order_acquire)) {
+      finish(s, Outcome::error, env);
+      return;
+    }
+  }
+}
+
+std::optional<Session> Server::Impl::from_queue() {
+  if (queue.size() == 0) return std::nullopt;  // no lock for the common case
+  auto s = queue.try_pop();
+  if (s) stats.queue_waited(Clock::now() - s->queued);
+  return s;
+}
+
+// Ready work, without sleeping: the queue and the parked set in turn, so that neither starves
+// the other.
+std::optional<Session> Server::Impl::take_ready(bool& queue_first) {
+  if (queue_first) {
+    if (auto s = from_queue()) {
+      queue_first = false;
+      return s;
+    }
+  }
+  queue_first = true;
+  for (;;) {
+    Parked::Woken w = parked.wait(0);
+    if (w.tag == kQueueWake) queue.woken();
+    if (w.session) return std::move(w.session);
+    if (w.timed_out) break;  // else an event handled there (a deadline, a lingering close)
+  }
+  auto s = from_queue();
+  if (s) queue_first = false;
+  return s;
+}
+
+// Where a worker's next session comes from: ready work first; with none, the worker waits its
+// turn: as the one leader in epoll_wait() on the parked set, or as a follower on the queue.
+std::optional<Session> Server::Impl::next_session(bool& queue_first) {
+  for (;;) {
+    if (draining.load(std::memory_order_acquire)) {
+      finish_if_drained();
+      if (queue.finished()) return std::nullopt;
+    }
+    if (auto s = take_ready(queue_first)) return s;
+    auto turn = queue.wait_turn();
+    if (turn.item) {
+      stats.queue_waited(Clock::now() - turn.item->queued);
+      queue_first = false;
+      return std::move(turn.item);
+    }
+    if (!turn.lead) return std::nullopt;  // finished
+    Parked::Woken w = parked.wait(-1);
+    queue.end_lead();
+    if (w.tag == kQueueWake) queue.woken();
+    if (w.session) return std::move(w.session);
   }
 }
 
 void Server::Impl::work(unsigned index) {
-  waker.attach(index);
   stats.bind_thread(index);
   std::string scratch;
-  while (auto item = queue.pop()) {
-    stats.queue_waited(Clock::now() - item->queued);
+  bool queue_first = true;
+  while (auto item = next_session(queue_first)) {
     try {
-      serve_one(*item, scratch, index);
+      serve_one(*item, scratch);
     } catch (const std::exception& e) {
       // Out of memory (or any other failure) ends this connection, never the process.
       if (item->fd) {
@@ -336,7 +404,13 @@ void Server::Impl::work(unsigned index) {
     }
     if (scratch.capacity() > 2 * kReplyBuffer) std::string().swap(scratch);
   }
-  live_workers.fetch_sub(1);
+  queue.wake_leader();  // the leader may be asleep in epoll_wait(): it leaves too
+}
+
+// The drain is over once nothing is left to serve: the queue closed and empty, nothing parked.
+// Sessions a worker holds need nobody else: serve() finishes them during a drain.
+void Server::Impl::finish_if_drained() {
+  if (queue.closed_and_empty() && parked.sessions() == 0) queue.finish();
 }
 
 // Connections that completed the handshake before the drain are served, not reset: accept what
@@ -355,31 +429,34 @@ void Server::Impl::accept_backlog() {
 }
 
 void Server::Impl::drain() {
-  drain_deadline.store((Clock::now() + config.drain_timeout).time_since_epoch().count(),
-                       std::memory_order_relaxed);
+  const Clock::time_point deadline = Clock::now() + config.drain_timeout;
+  drain_deadline.store(deadline.time_since_epoch().count(), std::memory_order_relaxed);
   draining.store(true, std::memory_order_release);
-  // Wakes workers blocked in a request read or write (stop_fd) and those waiting on an idle
-  // session (the backlog fd), so that each re-cuts its wait to the drain deadline.
+  // Wakes workers blocked in a request's read or write, so that each re-cuts its wait to the
+  // drain deadline. Parked sessions get their drain deadlines; answered idle ones close.
   raise_eventfd(stop_fd.get());
-  queue.wake_for_good();
+  parked.begin_drain(deadline);
+  // New connections that had sent nothing: their clients connected before the drain.
+  waiting_new.begin_drain(deadline);
+  for (auto& s : waiting_new.take_all()) queue.push(s);
   try {
     accept_backlog();
   } catch (const std::exception& e) {
     log_at(LogLevel::error, "drain: {}", e.what());
     listener.reset();
   }
+  queue.close();
+  finish_if_drained();
+  // Every wait above ends by the drain deadline; the margin covers a last write's timeout.
+  if (!queue.wait_finished(deadline + config.io_timeout)) {
+    log_at(LogLevel::warn, "drain: sessions still open at the deadline are closed");
+  }
   stop_threads();
 }
 
 void Server::Impl::stop_threads() {
-  // The poller first: it hands back sessions with input waiting while workers still pop.
-  poller.stop();
   queue.close();
-  // The poller no longer repeats lost kicks, so do it here until every worker has left.
-  while (started && live_workers.load() > 0) {
-    waker.kick_waiting();
-    std::this_thread::sleep_for(Millis{1});
-  }
+  queue.finish();
   pool.join();
 }
 

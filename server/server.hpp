@@ -13,8 +13,9 @@
 namespace tcpd {
 
 // tcpd: a blocking accept loop hands each connection, through a bounded mutex-guarded queue, to
-// a fixed pool of worker threads that serve it with blocking I/O. Idle sessions are parked with
-// one poller thread so that they hold no worker.
+// a fixed pool of worker threads that serve it with blocking I/O. A session whose client's next
+// bytes are not there is parked in one epoll set, holding no worker; idle workers take ready
+// sessions from it (see WorkQueue: leader/followers).
 class Server {
  public:
   // Binds and listens now, so that a port in use fails here. Throws std::system_error.
@@ -26,7 +27,7 @@ class Server {
   [[nodiscard]] uint16_t port() const;
   [[nodiscard]] std::string address() const;  // "[::]:12345"
 
-  // Starts the idle-session poller and the workers. Throws std::system_error naming the cause
+  // Starts the workers. Throws std::system_error naming the cause
   // ("cannot start 64 workers: Resource temporarily unavailable") with no thread left behind.
   // Call it before announcing the server: once it returns, connections are served.
   void start();
@@ -38,7 +39,7 @@ class Server {
   void stop();
 
   [[nodiscard]] StatsSnapshot stats() const;
-  [[nodiscard]] std::size_t parked() const;  // idle sessions held by the poller now
+  [[nodiscard]] std::size_t parked() const;  // sessions holding no worker now
   [[nodiscard]] Gauges gauges() const;
 
  private:

@@ -68,6 +68,7 @@ namespace {
 
 // --delay-ms: simulated work. A drain shortens it to the drain deadline.
 void simulated_work(const SessionEnv& env) {
+  if (env.will_block) env.will_block();
   const auto end = Clock::now() + env.config.delay;
   for (;;) {
     const auto until = capped(end, env);
@@ -116,16 +117,9 @@ Verdict answer_seed(Session& s, const SessionEnv& env) {
   return close_with(Outcome::served, true);
 }
 
-// Reads into the framer. Returns the status; on ok the bytes are committed.
-// The first byte of a request starts its io-timeout clock. `wait_first`: right after a reply
-// the client's next bytes are almost never there yet, so poll before recv instead of paying for
-// a recv that returns EAGAIN.
-IoResult receive(Session& s, Clock::time_point deadline, int wake_fd, const SessionEnv& env,
-                 bool wait_first = false) {
-  if (wait_first) {
-    IoStatus st = wait_readable(s.fd.get(), deadline, wake_fd);
-    if (st != IoStatus::ok) return {st};
-  }
+// Reads into the framer. Returns the status; on ok the bytes are committed. The first byte of a
+// request starts its io-timeout clock. A deadline of now is one non-blocking read.
+IoResult receive(Session& s, Clock::time_point deadline, int wake_fd, const SessionEnv& env) {
   char* dst = s.framer.prepare(kReadChunk);
   IoResult r = read_some(s.fd.get(), dst, kReadChunk, deadline, wake_fd);
   if (r.status == IoStatus::ok) {
@@ -133,36 +127,6 @@ IoResult receive(Session& s, Clock::time_point deadline, int wake_fd, const Sess
     if (s.request_deadline == Clock::time_point::max()) request_begins(s, env);
   }
   return r;
-}
-
-// Waiting for the next request while nobody else needs a worker: a plain blocking recv(), as
-// cheap as a wait gets, ended by SO_RCVTIMEO (the idle timeout, counted from the reply just
-// sent) or by the Waker's signal when someone else needs a worker or the drain begins.
-IoResult blocking_idle_wait(Session& s, const SessionEnv& env, unsigned worker) {
-  const int fd = s.fd.get();
-  if (!s.recv_timeout_set) {
-    set_io_timeout(fd, SO_RCVTIMEO, env.config.idle_timeout);
-    s.recv_timeout_set = true;
-  }
-  char* dst = s.framer.prepare(kReadChunk);
-  env.waker.begin_wait(worker);
-  // Announce, then check: a waker that raised the flag after this check sees the announcement.
-  if (env.backlogged.load(std::memory_order_seq_cst) || is_draining(env)) {
-    env.waker.end_wait(worker);
-    return {IoStatus::woken};
-  }
-  const ssize_t n = ::recv(fd, dst, kReadChunk, 0);
-  const int err = errno;
-  env.waker.end_wait(worker);
-  if (n > 0) {
-    count_received(s, static_cast<std::size_t>(n), env);
-    request_begins(s, env);
-    return {IoStatus::ok, static_cast<std::size_t>(n)};
-  }
-  if (n == 0) return {IoStatus::closed};
-  if (err == EINTR) return {IoStatus::woken};
-  if (err == EAGAIN || err == EWOULDBLOCK) return {IoStatus::timed_out};
-  return {(err == ECONNRESET || err == EPIPE) ? IoStatus::reset : IoStatus::error, 0, err};
 }
 
 }  // namespace
@@ -258,45 +222,29 @@ Verdict request_timed_out(Session& s, const SessionEnv& env) {
   return close_with(outcome_of(IoStatus::timed_out, env));
 }
 
-// A line client's request stalled part-way while others wait for a worker (a slow client, or a
-// slow-loris one): the request's next bytes get the short linger, and if they are not there by
-// then the session is parked with its partial request, keeping that request's deadline. A
-// trickling client then holds no worker between its bytes.
-std::optional<Verdict> yield_mid_request(Session& s, const SessionEnv& env) {
-  IoResult r = receive(s, std::min(Clock::now() + kLinger, s.request_deadline), -1, env);
-  switch (r.status) {
-    case IoStatus::ok: return std::nullopt;
-    case IoStatus::timed_out:
-      if (Clock::now() < s.request_deadline) return Verdict{Verdict::Kind::park};
-      return close_with(Outcome::io_timeout);
-    case IoStatus::closed: s.framer.append("\n"); return std::nullopt;
-    default: return close_with(outcome_of(r.status, env));
-  }
-}
-
-// Step 2: a request is arriving: finish receiving it, bounded by the io timeout for the whole
-// request (and, for a client that has not sent a newline yet, by the one-shot pause). A line
-// client's wait also ends when someone else needs a worker (the backlog fd, which the drain
-// raises for good).
+// Step 2: a request is arriving. A line client's request whose next bytes are not there yet is
+// parked with its partial request, keeping that request's deadline: a slow (or slow-loris)
+// client holds no worker between its bytes. A client that has not sent a newline yet keeps the
+// worker for the one-shot pause, bounded by the request's io timeout. The drain keeps the
+// worker on it too, until the drain deadline.
 std::optional<Verdict> continue_request(Session& s, const SessionEnv& env) {
-  auto until = s.request_deadline;
+  const bool may_park = s.line_client && !is_draining(env);
+  auto until = may_park ? Clock::now() : s.request_deadline;  // now: one non-blocking read
   if (!s.line_client) until = std::min(until, s.last_byte + kSeedPause);
-  const bool may_yield = s.line_client && !is_draining(env);
-  IoResult r = receive(s, capped(until, env), may_yield ? env.backlog_fd : stop_wake(env), env);
+  if (!may_park && env.will_block) env.will_block();
+  IoResult r = receive(s, capped(until, env), stop_wake(env), env);
   switch (r.status) {
-    case IoStatus::ok: return std::nullopt;
-    case IoStatus::woken:
-      if (may_yield && env.backlogged.load(std::memory_order_relaxed)) {
-        return yield_mid_request(s, env);
-      }
-      return std::nullopt;
+    case IoStatus::ok:
+    case IoStatus::woken: return std::nullopt;  // woken: the drain began; look again
     case IoStatus::closed:
       // Half-close ends the last request. A client that never sent a newline gets the
       // one-shot reply; a line client gets a line.
       if (!s.line_client) return answer_seed(s, env);
       s.framer.append("\n");
       return std::nullopt;
-    case IoStatus::timed_out: return request_timed_out(s, env);
+    case IoStatus::timed_out:
+      if (may_park && Clock::now() < s.request_deadline) return Verdict{Verdict::Kind::park};
+      return request_timed_out(s, env);
     default: return close_with(outcome_of(r.status, env));
   }
 }
@@ -306,6 +254,7 @@ std::optional<Verdict> continue_request(Session& s, const SessionEnv& env) {
 std::optional<Verdict> drain_between_requests(Session& s, const SessionEnv& env) {
   auto until = Clock::now();
   if (s.replies == 0) until = std::max(until, capped(s.accepted + kFirstRequestGrace, env));
+  if (env.will_block) env.will_block();
   IoResult r = receive(s, until, -1, env);
   switch (r.status) {
     case IoStatus::ok: return std::nullopt;
@@ -315,19 +264,12 @@ std::optional<Verdict> drain_between_requests(Session& s, const SessionEnv& env)
   }
 }
 
-// Between requests while others wait for a worker.
-std::optional<Verdict> yield_between_requests(Session& s, const SessionEnv& env,
-                                              bool answered_this_turn) {
-  // Time slice: to the tail of the queue. By the time it comes round again its client has
-  // usually sent the next request (or closed), which one non-blocking read finds.
-  if (answered_this_turn) return Verdict{Verdict::Kind::requeue};
-  // Its turn has come round, or it is new: its bytes are usually there or in flight. Give them
-  // the short linger, counted from when it entered the queue: bytes in flight arrive within it,
-  // so a session that waited that long in the queue with nothing is parked after one recv (a
-  // burst of silent connections, or 10,000 sessions taking turns, costs each worker
-  // microseconds per session, not a millisecond). A session with nothing by then goes to the
-  // poller, so it never goes round the queue empty twice.
-  IoResult r = receive(s, std::max(Clock::now(), s.queued + kLinger), -1, env);
+// Between requests. Right after a reply the client's next request is almost never there yet
+// (it has to read the reply first), so the session is parked without a read that would find
+// nothing; otherwise (just taken from the queue or the parked set) its bytes are usually there.
+std::optional<Verdict> next_request(Session& s, const SessionEnv& env, bool answered_this_turn) {
+  if (answered_this_turn) return Verdict{Verdict::Kind::park};
+  IoResult r = receive(s, Clock::now(), -1, env);
   switch (r.status) {
     case IoStatus::ok: return std::nullopt;
     case IoStatus::timed_out: return Verdict{Verdict::Kind::park};
@@ -336,41 +278,12 @@ std::optional<Verdict> yield_between_requests(Session& s, const SessionEnv& env,
   }
 }
 
-// Between requests while nobody else waits: keep the worker on this session until its next
-// request, its idle deadline, or until someone else needs a worker. Right after a reply that is
-// a blocking recv (the Waker interrupts it); otherwise, and for a wait that was interrupted,
-// poll with the exact deadline on the session and the backlog fd (which the drain also raises
-// for good). `stray_wake`: the last blocking wait was interrupted for no reason left.
-std::optional<Verdict> wait_between_requests(Session& s, const SessionEnv& env, unsigned worker,
-                                             bool answered_this_turn, bool& stray_wake) {
-  const bool fresh_wait = answered_this_turn && !stray_wake &&
-                          s.idle_deadline - Clock::now() >= env.config.idle_timeout - Millis{5};
-  IoResult r = fresh_wait ? blocking_idle_wait(s, env, worker)
-                          : receive(s, s.idle_deadline, env.backlog_fd, env, answered_this_turn);
-  if (fresh_wait && r.status == IoStatus::woken && !is_draining(env) &&
-      !env.backlogged.load(std::memory_order_relaxed)) {
-    stray_wake = true;  // wait again, now with poll and the exact deadline
-    return std::nullopt;
-  }
-  switch (r.status) {
-    case IoStatus::ok: return std::nullopt;
-    case IoStatus::closed: return close_with(peer_closed(s));
-    case IoStatus::timed_out: return close_with(Outcome::idle_timeout);
-    case IoStatus::woken:
-      if (is_draining(env)) return std::nullopt;
-      // Someone needs this worker: yield the session to the tail of the queue.
-      return Verdict{Verdict::Kind::requeue};
-    default: return close_with(between_requests(r.status, s, env));
-  }
-}
-
 }  // namespace
 
-// One named step per state: answer what is complete, finish a request under way, or wait
-// between requests in the way the moment calls for (draining, others waiting, nobody waiting).
-Verdict serve(Session& s, const SessionEnv& env, std::string& out, unsigned worker) {
+// One named step per state: answer what is complete, finish a request under way, or look for
+// the next request (the drain gives it a moment instead of parking it).
+Verdict serve(Session& s, const SessionEnv& env, std::string& out) {
   bool answered_this_turn = false;
-  bool stray_wake = false;
   for (;;) {
     if (auto v = answer_ready(s, env, out, answered_this_turn)) return *v;
     std::optional<Verdict> v;
@@ -378,10 +291,8 @@ Verdict serve(Session& s, const SessionEnv& env, std::string& out, unsigned work
       v = continue_request(s, env);
     } else if (is_draining(env)) {
       v = drain_between_requests(s, env);
-    } else if (env.backlogged.load(std::memory_order_relaxed)) {
-      v = yield_between_requests(s, env, answered_this_turn);
     } else {
-      v = wait_between_requests(s, env, worker, answered_this_turn, stray_wake);
+      v = next_request(s, env, answered_this_turn);
     }
     if (v) return *v;
   }

@@ -2,6 +2,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <string>
 
 #include "clock.hpp"
@@ -10,16 +11,12 @@
 #include "server_config.hpp"
 #include "socket.hpp"
 #include "stats.hpp"
-#include "waker.hpp"
 
 namespace tcpd {
 
 // Before a connection's first newline, bytes followed by this much silence are one request,
 // answered without a newline and then closed: what the tutorial's server does for its client.
 inline constexpr Millis kSeedPause{20};
-// When others wait for a worker, how long a session taken from the queue with nothing buffered
-// may wait for its client's bytes before it is parked, counted from when it entered the queue.
-inline constexpr Millis kLinger{1};
 // During a drain, how long a connection that has sent nothing yet (accepted from the listen
 // queue by the drain, or waiting in the work queue) may take to send its first request: its
 // client connected before the drain began and expects an answer.
@@ -43,13 +40,13 @@ struct Session {
   LineFramer framer;
   PeerAddress peer;  // captured at accept
   Clock::time_point accepted;
-  Clock::time_point queued{};           // when it last entered the work queue
+  Clock::time_point queued{};           // when it entered the work queue
   Clock::time_point request_started{};  // first byte of the request under way
   Clock::time_point idle_deadline;      // closed if no request has begun by then
   Clock::time_point request_deadline = Clock::time_point::max();  // the pending one must end by
   Clock::time_point last_byte{};
-  bool line_client = false;       // has sent a newline: no more one-shot pause rule
-  bool recv_timeout_set = false;  // SO_RCVTIMEO is the idle timeout (for the blocking wait)
+  bool line_client = false;  // has sent a newline: no more one-shot pause rule
+  bool registered = false;   // its descriptor is in the workers' epoll set (see Parked)
   uint64_t replies = 0;
   uint64_t bytes_in = 0;
   uint64_t bytes_out = 0;
@@ -57,28 +54,29 @@ struct Session {
 
 // What the worker does with a session once serve() returns.
 struct Verdict {
-  enum class Kind { close, requeue, park };
+  enum class Kind { close, park };
   Kind kind;
   Outcome outcome = Outcome::served;  // for close
-  bool linger = false;  // close gracefully: the poller drains input until the peer closes
+  bool linger = false;                // close gracefully: input is discarded until the peer closes
 };
 
 // Everything a worker needs from the server while it serves a session.
 struct SessionEnv {
   const ServerConfig& config;
   Stats& stats;
-  int backlog_fd;                       // readable while connections wait for a worker
-  const std::atomic<bool>& backlogged;  // the same, as a flag
-  int stop_fd;                          // readable once the drain has begun
+  int stop_fd;  // readable once the drain has begun
   const std::atomic<bool>& draining;
   const std::atomic<Clock::rep>& drain_deadline;  // time_since_epoch, valid once draining
-  Waker& waker;
+  // Called before the worker may sleep inside a request (simulated work, the one-shot pause):
+  // someone else must watch for ready sessions meanwhile (see WorkQueue::lend_lead).
+  std::function<void()> will_block{};
 };
 
-// Serves `s` with blocking I/O until it must close, or until it has no request under way while
-// others wait for a worker (then it is requeued or parked). `scratch` is the worker's reply
-// buffer, reused across sessions; `worker` its index, for the Waker.
-Verdict serve(Session& s, const SessionEnv& env, std::string& scratch, unsigned worker);
+// Serves `s` with blocking I/O while its client's bytes are there: answers every complete
+// request, then returns park once the next bytes are not there yet (between requests, or part-way
+// through a line client's request), or close. `scratch` is the worker's reply buffer, reused
+// across sessions.
+Verdict serve(Session& s, const SessionEnv& env, std::string& scratch);
 
 // The outcome of a session the drain closes between requests: served if it was answered.
 Outcome drained(const Session& s);

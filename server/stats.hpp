@@ -75,7 +75,7 @@ class Stats {
   explicit Stats(unsigned slots = 1);
 
   // The calling thread records into slot `index` (< slots) from now on; threads never bound
-  // (the acceptor, the poller, tests) share one extra slot.
+  // (the acceptor, tests) share one extra slot.
   void bind_thread(unsigned index);
 
   void accepted() { accepted_.fetch_add(1, std::memory_order_relaxed); }

@@ -1,155 +1,175 @@
 #pragma once
 
-#include <sys/eventfd.h>
-#include <unistd.h>
-
 #include <atomic>
-#include <cerrno>
 #include <condition_variable>
 #include <cstddef>
 #include <cstdint>
 #include <deque>
-#include <functional>
 #include <mutex>
 #include <optional>
-#include <system_error>
 
+#include "eventfd.hpp"
 #include "fd.hpp"
 
 namespace tcpd {
 
-// The hand-off between the acceptor (and the idle-session poller) and the workers: a
-// mutex-guarded FIFO. New connections are bounded by `capacity`; a session coming back from
-// the poller is always taken, since the connection already exists and is counted elsewhere.
+// The hand-off from the acceptor to the workers: a mutex-guarded FIFO of new connections,
+// bounded by `capacity`, and the rule for how idle workers wait for work (leader/followers).
 //
-// It also keeps an eventfd, backlog_fd(), readable exactly while items wait that no idle worker
-// is about to take. A worker blocked on one of its own sessions polls it, so it can hand an idle
-// session back and serve whoever is waiting.
+// Work comes from two places: this queue, and the parked sessions' epoll set. One idle worker at
+// a time, the leader, waits in epoll_wait() on that set; the others, the followers, sleep on
+// this queue's condition variable. A push wakes a follower when there is one, else the leader
+// (through wake_fd(), which is in the epoll set). A leader that leaves to serve wakes nobody:
+// workers that finish a request look for the next ready one themselves, without sleeping, and
+// only a worker about to sleep inside a request hands the lead to a follower (lend_lead). So one
+// ready socket wakes at most one thread, and under load workers rarely sleep at all (the cost
+// that matters: each sleep is a context switch).
 template <typename T>
 class WorkQueue {
  public:
-  // `on_backlog` runs (outside the lock) each time the backlog signal goes up.
-  explicit WorkQueue(std::size_t capacity, std::function<void()> on_backlog = {})
-      : capacity_(capacity),
-        on_backlog_(std::move(on_backlog)),
-        backlog_(::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) {
-    if (!backlog_) throw std::system_error(errno, std::generic_category(), "eventfd");
-  }
+  // What wait_turn() gives an idle worker.
+  struct Turn {
+    std::optional<T> item;  // a new connection to serve
+    bool lead = false;      // wait on the epoll set, then call end_lead()
+    // neither: finish() was called; the worker exits
+  };
+
+  explicit WorkQueue(std::size_t capacity) : capacity_(capacity), wake_(make_eventfd()) {}
 
   // For new connections: never blocks; false when `capacity` new items already wait (or the
   // queue is closed), and `item` is left untouched for the caller to reject.
   bool try_push(T& item) {
     std::unique_lock lock(mu_);
-    if (closed_ || fresh_ >= capacity_) return false;
-    items_.push_back(Entry{std::move(item), true});
-    ++fresh_;
+    if (closed_ || items_.size() >= capacity_) return false;
+    items_.push_back(std::move(item));
     after_push(lock);
     return true;
   }
 
-  // For sessions the server already holds. Always taken, even once closed: only a worker pushes
-  // then, and it pops again before it can exit, so nothing pushed is stranded.
+  // For connections the drain must serve whatever the bound (the listen backlog, the parked new
+  // connections): always taken.
   void push(T& item) {
     std::unique_lock lock(mu_);
-    items_.push_back(Entry{std::move(item), false});
+    items_.push_back(std::move(item));
     after_push(lock);
   }
 
-  // Blocks for the next item; nullopt once closed and empty.
-  std::optional<T> pop() {
-    std::unique_lock lock(mu_);
-    ++idle_;
-    cv_.wait(lock, [this] { return !items_.empty() || closed_; });
-    --idle_;
-    if (items_.empty()) return std::nullopt;
-    Entry e = std::move(items_.front());
-    items_.pop_front();
-    if (e.fresh) --fresh_;
-    size_.store(items_.size(), std::memory_order_relaxed);
-    if (items_.empty() && signalled_ && !sticky_) {
-      uint64_t v;
-      // Reset the level: nothing waits any more.
-      [[maybe_unused]] auto rc = ::read(backlog_.get(), &v, sizeof v);
-      signalled_ = false;
-      backlogged_.store(false, std::memory_order_relaxed);
-    }
-    return std::move(e.item);
+  // Never blocks.
+  std::optional<T> try_pop() {
+    std::lock_guard lock(mu_);
+    return pop_locked();
   }
 
-  // Wakes every waiter; pop() drains what is left, then returns nullopt. backlog_fd() stays
-  // readable from now on so that workers blocked on sessions notice the shutdown.
+  // Blocks until this worker has something to do: an item, the lead, or nothing (finished).
+  Turn wait_turn() {
+    std::unique_lock lock(mu_);
+    ++followers_;
+    cv_.wait(lock, [this] { return !items_.empty() || finished_ || !leader_; });
+    --followers_;
+    if (auto item = pop_locked()) return {std::move(item), false};
+    if (finished_) return {};
+    leader_ = true;
+    return {std::nullopt, true};
+  }
+
+  // The leader stops waiting on the epoll set (it got an event). Nobody is woken to lead in its
+  // place: it, or another worker, looks again as soon as it has answered (and the last worker
+  // to go idle always leads). Waking a follower here cost a context switch per request.
+  void end_lead() {
+    std::lock_guard lock(mu_);
+    leader_ = false;
+    wake_raised_ = false;  // the next leader needs a fresh wake-up
+  }
+
+  // A worker may sleep inside a request (simulated work, a slow client's pause): if nobody leads,
+  // a follower does, so that ready sessions do not wait for that request to end.
+  void lend_lead() {
+    std::unique_lock lock(mu_);
+    const bool promote = !leader_ && followers_ > 0;
+    lock.unlock();
+    if (promote) cv_.notify_one();
+  }
+
+  // Whoever's wait returned wake_fd()'s event (the leader, or a worker looking without sleeping,
+  // which then takes the item itself): the next push that needs the leader raises it again.
+  void woken() {
+    std::lock_guard lock(mu_);
+    wake_raised_ = false;
+  }
+
+  // No more try_push(); push() still works (the drain's own hand-offs).
   void close() {
-    bool raised = false;
+    std::lock_guard lock(mu_);
+    closed_ = true;
+  }
+
+  // Every waiting worker returns from wait_turn() with nothing, now and from now on. A worker
+  // that leaves should call wake_leader(): the leader may be asleep in epoll_wait().
+  void finish() {
     {
       std::lock_guard lock(mu_);
-      closed_ = true;
-      sticky_ = true;
-      raised = signal();
+      finished_ = true;
     }
     cv_.notify_all();
-    if (raised && on_backlog_) on_backlog_();
+    finished_cv_.notify_all();
+    raise_eventfd(wake_.get());
   }
-
-  // Raises backlog_fd() for good without closing: every worker blocked on a session wakes up
-  // (the drain uses it; pop() keeps working until close()).
-  void wake_for_good() {
-    bool raised = false;
-    {
-      std::lock_guard lock(mu_);
-      sticky_ = true;
-      raised = signal();
-    }
-    if (raised && on_backlog_) on_backlog_();
+  // Blocks until finish() or `deadline`; true when finished.
+  template <typename TimePoint>
+  bool wait_finished(TimePoint deadline) {
+    std::unique_lock lock(mu_);
+    return finished_cv_.wait_until(lock, deadline, [this] { return finished_; });
   }
+  void wake_leader() { raise_eventfd(wake_.get()); }
 
-  [[nodiscard]] int backlog_fd() const { return backlog_.get(); }
-  // True while items wait that no idle worker will take: someone is owed a worker.
-  [[nodiscard]] bool backlogged() const { return backlogged_.load(std::memory_order_relaxed); }
-  [[nodiscard]] const std::atomic<bool>& backlog_flag() const { return backlogged_; }
+  // Edge-triggered in the epoll set: raised when a push finds no follower but a leader.
+  [[nodiscard]] int wake_fd() const { return wake_.get(); }
+  [[nodiscard]] bool finished() const {
+    std::lock_guard lock(mu_);
+    return finished_;
+  }
+  [[nodiscard]] bool closed_and_empty() const {
+    std::lock_guard lock(mu_);
+    return closed_ && items_.empty();
+  }
   [[nodiscard]] std::size_t size() const { return size_.load(std::memory_order_relaxed); }
+  // Workers waiting for work (the leader and the followers).
   [[nodiscard]] std::size_t idle_workers() const {
     std::lock_guard lock(mu_);
-    return idle_;
+    return followers_ + (leader_ ? 1 : 0);
   }
 
  private:
-  struct Entry {
-    T item;
-    bool fresh;
-  };
+  std::optional<T> pop_locked() {
+    if (items_.empty()) return std::nullopt;
+    T item = std::move(items_.front());
+    items_.pop_front();
+    size_.store(items_.size(), std::memory_order_relaxed);
+    return item;
+  }
 
   void after_push(std::unique_lock<std::mutex>& lock) {
     size_.store(items_.size(), std::memory_order_relaxed);
-    const bool raised = items_.size() > idle_ && signal();
+    const bool follower = followers_ > 0;
+    const bool raise = !follower && leader_ && !wake_raised_;
+    if (raise) wake_raised_ = true;
     lock.unlock();
-    cv_.notify_one();  // no syscall when nobody waits
-    if (raised && on_backlog_) on_backlog_();
-  }
-
-  // Returns true when the signal went up just now.
-  bool signal() {
-    // seq_cst: pairs with a worker that announces a blocking wait and then reads this flag.
-    backlogged_.store(true, std::memory_order_seq_cst);
-    if (signalled_) return false;
-    uint64_t one = 1;
-    [[maybe_unused]] auto rc = ::write(backlog_.get(), &one, sizeof one);
-    signalled_ = true;
-    return true;
+    if (follower) cv_.notify_one();
+    if (raise) raise_eventfd(wake_.get());
   }
 
   const std::size_t capacity_;
-  const std::function<void()> on_backlog_;
-  Fd backlog_;
+  Fd wake_;
   mutable std::mutex mu_;
-  std::condition_variable cv_;
-  std::deque<Entry> items_;
-  std::size_t fresh_ = 0;
-  std::size_t idle_ = 0;
+  std::condition_variable cv_;           // followers
+  std::condition_variable finished_cv_;  // wait_finished()
+  std::deque<T> items_;
+  std::size_t followers_ = 0;
+  bool leader_ = false;
+  bool wake_raised_ = false;
   bool closed_ = false;
-  bool sticky_ = false;  // backlog_fd() stays raised
-  bool signalled_ = false;
+  bool finished_ = false;
   std::atomic<std::size_t> size_{0};
-  std::atomic<bool> backlogged_{false};
 };
 
 }  // namespace tcpd

@@ -3,6 +3,7 @@
 
 #include <thread>
 
+#include "queue_worker.hpp"
 #include "work_queue.hpp"
 
 namespace {
@@ -12,26 +13,28 @@ void BM_QueuePushPopSameThread(benchmark::State& state) {
   int v = 1;
   for (auto _ : state) {
     q.try_push(v);
-    benchmark::DoNotOptimize(q.pop());
+    benchmark::DoNotOptimize(q.try_pop());
   }
 }
 BENCHMARK(BM_QueuePushPopSameThread);
 
-// One producer (the acceptor's role), state.range(0) consumers (workers) blocking in pop().
+// One producer (the acceptor's role), state.range(0) consumers (workers) waiting their turn:
+// one leads (here on the queue's wake fd), the others follow.
 void BM_QueueHandOff(benchmark::State& state) {
   const int consumers = static_cast<int>(state.range(0));
   tcpd::WorkQueue<int> q(1 << 16);
   std::vector<std::thread> threads;
   for (int i = 0; i < consumers; ++i) {
     threads.emplace_back([&q] {
-      while (auto item = q.pop()) benchmark::DoNotOptimize(*item);
+      while (auto item = tcpd::test::take(q)) benchmark::DoNotOptimize(*item);
     });
   }
   int v = 0;
   for (auto _ : state) {
     while (!q.try_push(v)) std::this_thread::yield();
   }
-  q.close();
+  while (q.size() > 0) std::this_thread::yield();
+  q.finish();
   for (auto& t : threads) t.join();
   state.SetItemsProcessed(state.iterations());
 }

@@ -53,7 +53,7 @@ TEST(Fairness, ThousandIdleSessionsHoldNoWorker) {
     ASSERT_TRUE(idle.back().valid());
   }
   ASSERT_TRUE(eventually([&] { return srv.server().stats().accepted == 1000; }, 20s));
-  // All but (at most) one per worker end up parked with the poller.
+  // All but (at most) one per worker end up parked, holding no worker.
   EXPECT_TRUE(eventually([&] { return srv.server().parked() >= 1000 - cfg.workers; }, 20s))
       << srv.server().parked();
   const auto start = std::chrono::steady_clock::now();
@@ -96,8 +96,8 @@ TEST(Fairness, SessionWithAnsweredRequestsIsTimedOutFromItsLastReply) {
 }
 
 TEST(Fairness, WorkersWaitingOnAnsweredSessionsAreWokenForANewClient) {
-  // Every worker sits in a blocking recv() on a session it has just answered; a new client
-  // must still get one of them at once (the Waker interrupts the recv).
+  // Every worker has just answered a session that stays open; a new client must still get a
+  // worker at once (before issue 9 the workers sat in recv() on those sessions).
   auto cfg = test_config();
   cfg.workers = 4;
   cfg.idle_timeout = 60s;

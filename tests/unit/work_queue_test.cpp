@@ -2,11 +2,16 @@
 
 #include <gtest/gtest.h>
 #include <poll.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <chrono>
+#include <future>
+#include <memory>
 #include <thread>
 #include <vector>
+
+#include "queue_worker.hpp"
 
 using tcpd::WorkQueue;
 using namespace std::chrono_literals;
@@ -18,6 +23,21 @@ bool readable(int fd, int timeout_ms = 0) {
   return ::poll(&p, 1, timeout_ms) == 1;
 }
 
+void consume(int fd) {
+  uint64_t v;
+  [[maybe_unused]] auto rc = ::read(fd, &v, sizeof v);
+}
+
+// Waits (bounded) until `n` workers wait in the queue: a test that acts earlier tests nothing.
+bool idle_reaches(const WorkQueue<int>& q, std::size_t n) {
+  const auto end = std::chrono::steady_clock::now() + 5s;
+  while (q.idle_workers() != n) {
+    if (std::chrono::steady_clock::now() > end) return false;
+    std::this_thread::sleep_for(1ms);
+  }
+  return true;
+}
+
 }  // namespace
 
 TEST(WorkQueue, FifoOrder) {
@@ -26,7 +46,8 @@ TEST(WorkQueue, FifoOrder) {
     int v = i;
     ASSERT_TRUE(q.try_push(v));
   }
-  for (int i = 0; i < 5; ++i) EXPECT_EQ(q.pop(), i);
+  for (int i = 0; i < 5; ++i) EXPECT_EQ(q.try_pop(), i);
+  EXPECT_EQ(q.try_pop(), std::nullopt);
 }
 
 TEST(WorkQueue, TryPushFailsWhenFullAndLeavesTheItem) {
@@ -40,69 +61,84 @@ TEST(WorkQueue, TryPushFailsWhenFullAndLeavesTheItem) {
   EXPECT_EQ(q.size(), 2u);
 }
 
-TEST(WorkQueue, RequeuedItemsDoNotCountAgainstCapacity) {
+TEST(WorkQueue, PushIgnoresTheBoundAndCloseStopsOnlyTryPush) {
   WorkQueue<int> q(1);
   int a = 1, b = 2, c = 3;
   EXPECT_TRUE(q.try_push(a));
-  q.push(b);  // a session coming back from the poller
+  q.push(b);  // the drain's hand-off: always taken
   EXPECT_FALSE(q.try_push(c));
-  EXPECT_EQ(q.pop(), 1);
-  EXPECT_TRUE(q.try_push(c));
-  EXPECT_EQ(q.pop(), 2);
-  EXPECT_EQ(q.pop(), 3);
-}
-
-TEST(WorkQueue, CloseWakesWaitersAndDrainsFirst) {
-  WorkQueue<int> q(4);
-  int one = 1;
-  ASSERT_TRUE(q.try_push(one));
   q.close();
-  EXPECT_EQ(q.pop(), 1);
-  EXPECT_EQ(q.pop(), std::nullopt);
-  int two = 2;
-  EXPECT_FALSE(q.try_push(two));
-
-  WorkQueue<int> q2(4);
-  std::atomic<bool> returned{false};
-  std::thread t([&] {
-    EXPECT_EQ(q2.pop(), std::nullopt);
-    returned = true;
-  });
-  std::this_thread::sleep_for(20ms);
-  EXPECT_FALSE(returned);
-  q2.close();
-  t.join();
-  EXPECT_TRUE(returned);
+  EXPECT_FALSE(q.closed_and_empty());
+  EXPECT_EQ(q.try_pop(), 1);
+  EXPECT_EQ(q.try_pop(), 2);
+  EXPECT_TRUE(q.closed_and_empty());
+  int d = 4;
+  EXPECT_FALSE(q.try_push(d));
 }
 
-TEST(WorkQueue, BacklogFdSignalsOnlyWhenNoIdleWorkerCanTakeTheItem) {
+TEST(WorkQueue, TheFirstIdleWorkerLeadsTheOthersFollow) {
   WorkQueue<int> q(8);
-  EXPECT_FALSE(readable(q.backlog_fd()));
-  int v = 1;
-  ASSERT_TRUE(q.try_push(v));  // nobody idle: the item is owed a worker
-  EXPECT_TRUE(readable(q.backlog_fd()));
-  EXPECT_TRUE(q.backlogged());
-  EXPECT_EQ(q.pop(), 1);  // emptied: the level resets
-  EXPECT_FALSE(readable(q.backlog_fd()));
-  EXPECT_FALSE(q.backlogged());
-
-  // With a worker idle in pop(), a single push is taken without raising the signal.
-  std::atomic<int> got{0};
-  std::thread t([&] { got = q.pop().value_or(-1); });
-  // Push only once the worker is idle inside pop(); earlier would test nothing.
-  for (int i = 0; i < 5000 && q.idle_workers() == 0; ++i) std::this_thread::sleep_for(1ms);
-  ASSERT_EQ(q.idle_workers(), 1u);
-  int w = 7;
-  ASSERT_TRUE(q.try_push(w));
-  t.join();
-  EXPECT_EQ(got, 7);
-  EXPECT_FALSE(readable(q.backlog_fd()));
+  auto first = q.wait_turn();  // nobody leads: this one does
+  EXPECT_TRUE(first.lead);
+  EXPECT_FALSE(first.item);
+  auto follower = std::async(std::launch::async, [&] { return q.wait_turn(); });
+  ASSERT_TRUE(idle_reaches(q, 2));  // the leader and one follower
+  // A push goes to the sleeping follower; the leader's wake-up stays down.
+  int v = 7;
+  ASSERT_TRUE(q.try_push(v));
+  auto got = follower.get();
+  EXPECT_EQ(got.item, 7);
+  EXPECT_FALSE(readable(q.wake_fd()));
 }
 
-TEST(WorkQueue, CloseRaisesTheBacklogFd) {
-  WorkQueue<int> q(1);
-  q.close();
-  EXPECT_TRUE(readable(q.backlog_fd()));
+TEST(WorkQueue, WithNoFollowerAPushWakesTheLeaderOnce) {
+  WorkQueue<int> q(8);
+  ASSERT_TRUE(q.wait_turn().lead);
+  int a = 1, b = 2;
+  ASSERT_TRUE(q.try_push(a));
+  EXPECT_TRUE(readable(q.wake_fd()));
+  consume(q.wake_fd());
+  ASSERT_TRUE(q.try_push(b));  // already raised, not yet seen: no second write
+  EXPECT_FALSE(readable(q.wake_fd()));
+  q.woken();
+  q.end_lead();
+  // After the leader has looked, the next push that needs a leader raises it again.
+  ASSERT_TRUE(q.wait_turn().item);  // 1
+  ASSERT_TRUE(q.wait_turn().item);  // 2
+  ASSERT_TRUE(q.wait_turn().lead);
+  int c = 3;
+  ASSERT_TRUE(q.try_push(c));
+  EXPECT_TRUE(readable(q.wake_fd()));
+}
+
+TEST(WorkQueue, ALeaderThatLeavesWakesNobodyUntilAWorkerWillBlock) {
+  WorkQueue<int> q(8);
+  ASSERT_TRUE(q.wait_turn().lead);
+  auto follower = std::async(std::launch::async, [&] { return q.wait_turn(); });
+  ASSERT_TRUE(idle_reaches(q, 2));
+  q.end_lead();  // the leader got an event and goes to serve it: no context switch for that
+  EXPECT_EQ(follower.wait_for(50ms), std::future_status::timeout);
+  q.lend_lead();  // the worker is about to sleep inside the request: the follower leads now
+  auto got = follower.get();
+  EXPECT_TRUE(got.lead);
+  EXPECT_EQ(q.idle_workers(), 1u);
+  q.lend_lead();  // someone leads already: nothing to do
+}
+
+TEST(WorkQueue, FinishReleasesEveryWaiterAndWakesTheLeader) {
+  WorkQueue<int> q(8);
+  ASSERT_TRUE(q.wait_turn().lead);
+  auto follower = std::async(std::launch::async, [&] { return q.wait_turn(); });
+  ASSERT_TRUE(idle_reaches(q, 2));
+  EXPECT_FALSE(q.wait_finished(std::chrono::steady_clock::now() + 10ms));
+  q.finish();
+  auto got = follower.get();
+  EXPECT_FALSE(got.item);
+  EXPECT_FALSE(got.lead);
+  EXPECT_TRUE(readable(q.wake_fd()));  // the leader asleep in epoll_wait() leaves too
+  EXPECT_TRUE(q.wait_finished(std::chrono::steady_clock::now()));
+  auto later = q.wait_turn();
+  EXPECT_FALSE(later.item || later.lead);
 }
 
 TEST(WorkQueue, ManyProducersAndConsumersLoseNothing) {
@@ -113,7 +149,7 @@ TEST(WorkQueue, ManyProducersAndConsumersLoseNothing) {
   std::vector<std::thread> consumers;
   for (int c = 0; c < 4; ++c) {
     consumers.emplace_back([&] {
-      while (auto v = q.pop()) {
+      while (auto v = tcpd::test::take(q)) {
         sum += *v;
         ++popped;
       }
@@ -133,17 +169,13 @@ TEST(WorkQueue, ManyProducersAndConsumersLoseNothing) {
     });
   }
   for (auto& t : producers) t.join();
-  q.close();
+  // Every item taken before the consumers are let go.
+  const auto end = std::chrono::steady_clock::now() + 20s;
+  while (popped < 2 * kPerProducer && std::chrono::steady_clock::now() < end) {
+    std::this_thread::sleep_for(1ms);
+  }
+  q.finish();
   for (auto& t : consumers) t.join();
   EXPECT_EQ(popped, 2 * kPerProducer);
   EXPECT_EQ(sum, 2L * kPerProducer * (kPerProducer + 1) / 2);
-}
-
-TEST(WorkQueue, WakeForGoodKeepsTheBacklogFdRaised) {
-  WorkQueue<int> q(4);
-  q.wake_for_good();
-  int v = 1;
-  ASSERT_TRUE(q.try_push(v));
-  EXPECT_EQ(q.pop(), 1);  // emptying the queue no longer lowers it
-  EXPECT_TRUE(readable(q.backlog_fd()));
 }

@@ -10,6 +10,7 @@
 #include <system_error>
 #include <thread>
 
+#include "queue_worker.hpp"
 #include "work_queue.hpp"
 
 TEST(WorkerPool, RunsEachIndexOnItsOwnThreadAndJoins) {
@@ -36,7 +37,7 @@ TEST(WorkerPool, RunsEachIndexOnItsOwnThreadAndJoins) {
 }
 
 TEST(WorkerPool, FixedPoolDrainsAQueueInParallel) {
-  // The server's arrangement: N workers pop until the queue is closed and empty.
+  // The server's arrangement: N workers take items until the queue is finished.
   tcpd::WorkQueue<int> q(1000);
   std::atomic<int> done{0};
   std::atomic<int> running{0}, peak{0};
@@ -44,7 +45,7 @@ TEST(WorkerPool, FixedPoolDrainsAQueueInParallel) {
   pool.start(
       4,
       [&](unsigned) {
-        while (auto item = q.pop()) {
+        while (auto item = tcpd::test::take(q)) {
           const int now = ++running;
           int p = peak.load();
           while (now > p && !peak.compare_exchange_weak(p, now)) {
@@ -54,12 +55,16 @@ TEST(WorkerPool, FixedPoolDrainsAQueueInParallel) {
           ++done;
         }
       },
-      [&] { q.close(); });
+      [&] { q.finish(); });
   for (int i = 0; i < 40; ++i) {
     int v = i;
     ASSERT_TRUE(q.try_push(v));
   }
-  q.close();
+  const auto end = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (done < 40 && std::chrono::steady_clock::now() < end) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  q.finish();
   pool.join();
   EXPECT_EQ(done, 40);
   EXPECT_GT(peak, 1);  // items were served concurrently
@@ -94,12 +99,12 @@ TEST(WorkerPool, StartThatCannotCreateEveryThreadReleasesJoinsAndNamesTheCause) 
   tcpd::WorkerPool pool;
   FailsAfter body(5, [&](unsigned) {
     ++started;
-    while (q.pop()) {
+    while (tcpd::test::take(q)) {
     }
     ++finished;
   });
   try {
-    pool.start(64, std::function<void(unsigned)>(std::move(body)), [&] { q.close(); });
+    pool.start(64, std::function<void(unsigned)>(std::move(body)), [&] { q.finish(); });
     FAIL() << "start must throw";
   } catch (const std::system_error& e) {
     EXPECT_EQ(e.code().value(), EAGAIN);
