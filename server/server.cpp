@@ -275,7 +275,18 @@ void Server::Impl::admit(Accepted a) {
 
 void Server::Impl::queue_or_reject(Session& s) {
   s.queued = Clock::now();
-  if (!queue.try_push(s)) parked.reject(s, Outcome::busy);
+  if (queue.try_push(s)) return;
+  // A client that left without a request (its FIN or RST is what woke us) is not turned away:
+  // 10,000 silent clients closing at once would otherwise count as 10,000 ERR busy.
+  char c;
+  const ssize_t n = ::recv(s.fd.get(), &c, 1, MSG_PEEK | MSG_DONTWAIT);
+  if (n == 0) {
+    finish(s, Outcome::no_request, env);
+  } else if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
+    finish(s, Outcome::reset, env);
+  } else {
+    parked.reject(s, Outcome::busy);
+  }
 }
 
 // accept() failed with EMFILE/ENFILE. The spare descriptor, closed for a moment, lets one

@@ -105,7 +105,7 @@ void count_received(Session& s, std::size_t n, const SessionEnv& env) {
 
 // The one-shot reply: no newline, then a graceful close. Written from where it is: an echoed
 // request straight from the framer.
-Verdict answer_seed(Session& s, const SessionEnv& env) {
+Verdict answer_one_shot(Session& s, const SessionEnv& env) {
   if (env.config.delay.count() > 0) simulated_work(env);
   const std::string_view reply =
       env.config.mode == Mode::echo ? s.framer.pending() : std::string_view(env.config.reply);
@@ -218,7 +218,7 @@ std::optional<Verdict> answer_ready(Session& s, const SessionEnv& env, std::stri
 // The request in progress timed out: for a client that has not sent a newline yet that is the
 // one-shot pause (or the drain cutting it short), otherwise a late request.
 Verdict request_timed_out(Session& s, const SessionEnv& env) {
-  if (!s.line_client && Clock::now() < s.request_deadline) return answer_seed(s, env);
+  if (!s.line_client && Clock::now() < s.request_deadline) return answer_one_shot(s, env);
   return close_with(outcome_of(IoStatus::timed_out, env));
 }
 
@@ -230,7 +230,7 @@ Verdict request_timed_out(Session& s, const SessionEnv& env) {
 std::optional<Verdict> continue_request(Session& s, const SessionEnv& env) {
   const bool may_park = s.line_client && !is_draining(env);
   auto until = may_park ? Clock::now() : s.request_deadline;  // now: one non-blocking read
-  if (!s.line_client) until = std::min(until, s.last_byte + kSeedPause);
+  if (!s.line_client) until = std::min(until, s.last_byte + kOneShotPause);
   if (!may_park && env.will_block) env.will_block();
   IoResult r = receive(s, capped(until, env), stop_wake(env), env);
   switch (r.status) {
@@ -239,7 +239,7 @@ std::optional<Verdict> continue_request(Session& s, const SessionEnv& env) {
     case IoStatus::closed:
       // Half-close ends the last request. A client that never sent a newline gets the
       // one-shot reply; a line client gets a line.
-      if (!s.line_client) return answer_seed(s, env);
+      if (!s.line_client) return answer_one_shot(s, env);
       s.framer.append("\n");
       return std::nullopt;
     case IoStatus::timed_out:

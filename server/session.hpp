@@ -16,7 +16,7 @@ namespace tcpd {
 
 // Before a connection's first newline, bytes followed by this much silence are one request,
 // answered without a newline and then closed: what the tutorial's server does for its client.
-inline constexpr Millis kSeedPause{20};
+inline constexpr Millis kOneShotPause{20};
 // During a drain, how long a connection that has sent nothing yet (accepted from the listen
 // queue by the drain, or waiting in the work queue) may take to send its first request: its
 // client connected before the drain began and expects an answer.

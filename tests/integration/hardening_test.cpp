@@ -544,6 +544,34 @@ TEST(Hardening, FirstBytesOfAParkedNewConnectionStillMeetTheQueuesBound) {
   EXPECT_EQ(srv.server().stats().of(Outcome::busy), static_cast<uint64_t>(busy));
 }
 
+TEST(Hardening, SilentClientsLeavingWhileTheQueueIsFullAreNotTurnedAway) {
+  // Regression: a new connection waiting for its first bytes was offered to the queue when its
+  // client closed, and with the queue full that counted as ERR busy (1,386 of a 10,000-client
+  // silent burst under ASan). A client that leaves without a request is no_request.
+  auto cfg = test_config();
+  cfg.workers = 1;
+  cfg.queue = 2;
+  cfg.delay = 700ms;
+  InProcessServer srv(cfg);
+  Client a = Client::connect(srv.port());
+  ASSERT_TRUE(a.send("a\n"));
+  ASSERT_TRUE(eventually([&] { return srv.server().stats().bytes_in == 2; }));  // being served
+  Client b = Client::connect(srv.port());
+  Client c = Client::connect(srv.port());
+  ASSERT_TRUE(b.send("b\n"));
+  ASSERT_TRUE(c.send("c\n"));
+  ASSERT_TRUE(eventually([&] { return srv.server().stats().accepted == 3; }));  // queue full
+  std::vector<Client> silent;
+  for (int i = 0; i < 20; ++i) silent.push_back(Client::connect(srv.port()));
+  ASSERT_TRUE(eventually([&] { return srv.server().stats().accepted == 23; }));
+  silent.clear();  // they leave while the worker is still on the first request
+  ASSERT_TRUE(eventually([&] { return srv.server().stats().of(Outcome::no_request) == 20; }, 5s))
+      << "no_request=" << srv.server().stats().of(Outcome::no_request)
+      << " busy=" << srv.server().stats().of(Outcome::busy);
+  EXPECT_EQ(srv.server().stats().of(Outcome::busy), 0u);
+  for (Client* x : {&a, &b, &c}) EXPECT_EQ(x->line(5s), "Hello from the server!\n");
+}
+
 TEST(Hardening, SlowLorisClientsHoldNoWorkerBetweenTheirBytes) {
   // Regression (issue 9): four times as many tricklers as workers (a full line, then a byte
   // every 100 ms) each held a worker until its whole-request deadline, so a good client waited

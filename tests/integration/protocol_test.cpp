@@ -75,7 +75,7 @@ TEST_F(Protocol, EmptyLinesAreRequests) {
   EXPECT_EQ(c.line(), "Hello from the server!\n");
 }
 
-TEST_F(Protocol, SeedClientGetsReplyWithoutNewlineThenClose) {
+TEST_F(Protocol, OneShotClientGetsReplyWithoutNewlineThenClose) {
   InProcessServer srv(cfg);
   Client c = Client::connect(srv.port());
   const auto start = std::chrono::steady_clock::now();
