@@ -286,6 +286,17 @@ bool send_now(int fd, std::string_view data) {
   }
 }
 
+Pending peek_input(int fd) {
+  for (;;) {
+    char c;
+    const ssize_t n = ::recv(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
+    if (n > 0) return Pending::input;
+    if (n == 0) return Pending::closed;
+    if (errno == EINTR) continue;
+    return errno == EAGAIN || errno == EWOULDBLOCK ? Pending::nothing : Pending::error;
+  }
+}
+
 bool discard_input(int fd, std::size_t limit) {
   char buf[4096];
   std::size_t total = 0;

@@ -82,6 +82,10 @@ bool set_io_timeout(int fd, int option, Millis timeout);
 // One non-blocking send; used where the caller must never wait (the acceptor's rejections).
 bool send_now(int fd, std::string_view data);
 
+// What the peer has sent that is not read yet, looked at without reading it or waiting.
+enum class Pending { nothing, input, closed, error };  // input: bytes; closed: its FIN first
+Pending peek_input(int fd);
+
 // Reads and discards whatever is already queued, up to `limit` bytes. Returns false on EOF or
 // error, true when the socket is still open.
 bool discard_input(int fd, std::size_t limit);

@@ -3,6 +3,7 @@
 # one-shot C = 64 (plus the inline floor), W = 8, in alternating rounds; prints medians of
 # rps, server CPU µs per request and voluntary context switches per request.
 # Usage: scripts/bench_wait.sh OLD_TCPD NEW_TCPD [ROUNDS] [SECONDS]
+# LOADS="keepalive 8,oneshot 64" picks loads; each run's line also goes to stderr.
 # Needs shared/bench beside the project (SHARED_BENCH to point elsewhere), built by its build.sh.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -12,7 +13,8 @@ SHARED=${SHARED_BENCH:-$PWD/../shared/bench}
 OUT=$(mktemp)
 trap 'rm -f "$OUT"' EXIT
 for round in $(seq "$ROUNDS"); do
-  for load in "keepalive 8" "keepalive 64" "keepalive 256" "oneshot 64"; do
+  IFS=, read -r -a loads <<<"${LOADS:-keepalive 8,keepalive 64,keepalive 256,oneshot 64}"
+  for load in "${loads[@]}"; do
     read -r mode conc <<<"$load"
     for peer in old new asio inline; do
       case $peer in
@@ -25,7 +27,7 @@ for round in $(seq "$ROUNDS"); do
           [[ $mode == oneshot ]] || continue
           line=$(bash "$SHARED/run.sh" inline-c "$mode" "$conc" "$SECS" | tail -n 1) ;;
       esac
-      echo "round=$round label=$peer $line" >>"$OUT"
+      echo "round=$round label=$peer $line" | tee -a "$OUT" >&2
     done
   done
 done

@@ -21,11 +21,6 @@ constexpr std::size_t kDiscardPerEvent = std::size_t{64} * 1024;
 constexpr Millis kQuietAfter{1000};
 constexpr uint64_t kTimerTag = Parked::kFirstTag - 1;
 
-bool has_input(int fd) {
-  char c;
-  return ::recv(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT) >= 0;  // bytes, or the peer's FIN
-}
-
 Fd checked(int fd, const char* what) {
   if (fd < 0) throw std::system_error(errno, std::generic_category(), what);
   return Fd(fd);
@@ -67,69 +62,103 @@ void Parked::arm(Clock::time_point t) {
   ::timerfd_settime(timer_.get(), TFD_TIMER_ABSTIME, &its, nullptr);
 }
 
-bool Parked::add(int fd, Entry& entry, bool registered) {
+namespace {
+
+// A session in the workers' set: edge-triggered, registered once. A lingering close and a
+// session in the acceptor's set: one event, then re-armed (MOD) or removed (DEL).
+constexpr uint32_t kSessionEvents = EPOLLIN | EPOLLRDHUP | EPOLLET;
+constexpr uint32_t kOneEvent = EPOLLIN | EPOLLRDHUP | EPOLLONESHOT;
+
+}  // namespace
+
+// The entry for `fd`, registered with `events`: a new entry and EPOLL_CTL_ADD, or, when it is
+// `registered` here already, its entry (as left) and EPOLL_CTL_MOD if `events` is one-shot.
+// Null when the kernel refuses (ENOMEM/ENOSPC: max_user_watches).
+Parked::Entry* Parked::enter(int fd, bool registered, uint32_t events) {
+  auto [it, inserted] = entries_.try_emplace(fd);
+  if (!registered) it->second = Entry{};  // a descriptor number's previous owner left nothing
+  if (registered && (events & EPOLLONESHOT) == 0) return &it->second;
   epoll_event ev{};
-  ev.events = EPOLLIN | EPOLLRDHUP | EPOLLONESHOT;
+  ev.events = events;
   ev.data.u64 = static_cast<uint64_t>(fd);
-  const auto deadline = entry.deadline;
-  auto [it, inserted] = entries_.emplace(fd, std::move(entry));
-  if (!inserted) return false;  // cannot happen: one owner per descriptor
-  // Registered (or re-armed) once in the map: the event's thread must find it there.
-  const int op = registered ? EPOLL_CTL_MOD : EPOLL_CTL_ADD;
-  // Fails only for ENOMEM/ENOSPC (max_user_watches); the entry goes back to the caller.
-  if (::epoll_ctl(epoll_.get(), op, fd, &ev) != 0) {
-    entry = std::move(it->second);
+  // Registered before the entry is filled in: the event's thread waits for mu_, held here.
+  if (::epoll_ctl(epoll_.get(), registered ? EPOLL_CTL_MOD : EPOLL_CTL_ADD, fd, &ev) != 0) {
     entries_.erase(it);
-    return false;
+    return nullptr;
   }
-  deadlines_.emplace(deadline, fd);
+  return &it->second;
+}
+
+// Takes what an entry holds. The entry stays while its descriptor is registered (workers' set)
+// unless it is `closing`: it must be gone before the descriptor closes and its number is reused.
+Parked::Entry Parked::take(std::unordered_map<int, Entry>::iterator it, bool closing) {
+  Entry& e = it->second;
+  Entry out;
+  out.session = std::exchange(e.session, std::nullopt);
+  out.fd = std::move(e.fd);
+  out.deadline = e.deadline;
+  out.quiet = e.quiet;
+  out.linger_cap = e.linger_cap;
+  e.ready = false;
+  if (out.session) {
+    --sessions_;
+  } else if (out.fd) {
+    --lingering_;
+  }
+  if (!keep_registered_) ::epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, it->first, nullptr);
+  if (closing || !keep_registered_) entries_.erase(it);
+  return out;
+}
+
+// Files the entry's deadline unless an earlier key for it is filed already (that one falling
+// due files the real deadline then): a session parked again after a reply costs nothing here.
+void Parked::index(int fd, Entry& e) {
+  if (e.deadline >= e.indexed) return;
+  e.indexed = e.deadline;
+  deadlines_.emplace(e.deadline, fd);
+  arm(e.deadline);
+}
+
+void Parked::set_deadline(int fd, Entry& e, Clock::time_point deadline) {
+  e.deadline = deadline;
+  index(fd, e);
+}
+
+void Parked::note_parked() {
   if (trim_when_quiet_ && !trim_pending_) {
     trim_pending_ = true;
     arm(Clock::now() + kQuietAfter);
   }
-  arm(deadline);
-  return true;
 }
 
-Parked::Entry Parked::take(int fd) {
-  auto it = entries_.find(fd);
-  Entry e = std::move(it->second);
-  entries_.erase(it);
-  deadlines_.erase({e.deadline, fd});
-  if (!keep_registered_) ::epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, fd, nullptr);
-  if (e.session) {
-    --sessions_;
-  } else {
-    --lingering_;
-  }
-  return e;
-}
-
-void Parked::set_deadline(int fd, Entry& e, Clock::time_point deadline) {
-  if (deadline == e.deadline) return;
-  deadlines_.erase({e.deadline, fd});
-  e.deadline = deadline;
-  deadlines_.emplace(deadline, fd);
-  arm(deadline);
-}
-
-bool Parked::park(Session& s) {
+Parked::Park Parked::park(Session& s) {
   std::lock_guard lock(mu_);
-  if (draining_) return false;
-  // An idle session keeps no buffer: a parked connection costs only its Session and two index
-  // entries. A partial request keeps its bytes (bounded by --max-message).
-  s.framer.release_if_empty();
+  if (draining_) return Park::refused;
   const int fd = s.fd.get();
-  const auto deadline = s.framer.empty() ? s.idle_deadline : s.request_deadline;
   const bool registered = keep_registered_ && s.registered;
-  Entry e{std::move(s), Fd{}, deadline, {}, {}};
-  if (!add(fd, e, registered)) {
-    s = std::move(*e.session);
-    return false;
+  Entry* e = enter(fd, registered, keep_registered_ ? kSessionEvents : kOneEvent);
+  if (e == nullptr) return Park::refused;
+  if (e->ready) {
+    e->ready = false;
+    return Park::ready;
   }
-  if (keep_registered_) entries_.at(fd).session->registered = true;
+  // An idle session keeps no buffer: a parked connection costs only its Session and its
+  // entry. A partial request keeps its bytes (bounded by --max-message).
+  s.framer.release_if_empty();
+  if (keep_registered_) s.registered = true;
+  e->deadline = s.framer.empty() ? s.idle_deadline : s.request_deadline;
+  e->session.emplace(std::move(s));
+  index(fd, *e);
   ++sessions_;
-  return true;
+  note_parked();
+  return Park::parked;
+}
+
+void Parked::forget(int fd) {
+  if (!keep_registered_) return;
+  std::lock_guard lock(mu_);
+  auto it = entries_.find(fd);
+  if (it != entries_.end() && !it->second.session && !it->second.fd) entries_.erase(it);
 }
 
 void Parked::reject(Session& s, Outcome why) {
@@ -142,16 +171,29 @@ void Parked::reject(Session& s, Outcome why) {
 }
 
 void Parked::linger(Fd fd, bool registered, Millis quiet) {
-  ::shutdown(fd.get(), SHUT_WR);
-  // Whatever has arrived already goes now; most clients have closed by the next event.
-  if (!discard_input(fd.get(), kDiscardPerEvent)) return;
-  std::lock_guard lock(mu_);
-  if (lingering_ >= kMaxLingering) return;
   const int raw = fd.get();
+  ::shutdown(raw, SHUT_WR);
+  // Whatever has arrived already goes now; most clients have closed by the next event.
+  if (!discard_input(raw, kDiscardPerEvent) || !keep_lingering(raw, fd, registered, quiet)) {
+    forget(raw);  // before `fd` closes
+  }
+}
+
+// mu_ not held. False when `fd` was not kept (too many linger, or no registration).
+bool Parked::keep_lingering(int raw, Fd& fd, bool registered, Millis quiet) {
+  std::lock_guard lock(mu_);
+  if (lingering_ >= kMaxLingering) return false;
+  Entry* e = enter(raw, registered, kOneEvent);
+  if (e == nullptr) return false;
   const auto now = Clock::now();
-  Entry e{std::nullopt, std::move(fd), std::min(now + kLingerClose, now + quiet), quiet,
-          now + kLingerClose};
-  if (add(raw, e, registered)) ++lingering_;
+  e->fd = std::move(fd);
+  e->quiet = quiet;
+  e->linger_cap = now + kLingerClose;
+  e->deadline = std::min(e->linger_cap, now + quiet);
+  index(raw, *e);
+  ++lingering_;
+  note_parked();
+  return true;
 }
 
 // A lingering close's event: discard what came; done once the peer has closed, else it waits
@@ -161,13 +203,25 @@ void Parked::on_lingering(int fd) {
   {
     std::lock_guard lock(mu_);
     auto it = entries_.find(fd);
-    if (it == entries_.end() || it->second.session) return;
-    e = take(fd);
+    if (it == entries_.end() || !it->second.fd) return;
+    e = take(it, false);
   }
-  if (!discard_input(fd, kDiscardPerEvent)) return;  // the peer closed: e.fd closes now
-  std::lock_guard lock(mu_);
-  e.deadline = std::min(e.linger_cap, Clock::now() + e.quiet);
-  if (add(fd, e, keep_registered_)) ++lingering_;
+  const Millis quiet = e.quiet;
+  const auto cap = e.linger_cap;
+  if (discard_input(fd, kDiscardPerEvent)) {
+    std::lock_guard lock(mu_);
+    Entry* slot = enter(fd, keep_registered_, kOneEvent);
+    if (slot != nullptr) {
+      slot->fd = std::move(e.fd);
+      slot->quiet = quiet;
+      slot->linger_cap = cap;
+      slot->deadline = std::min(cap, Clock::now() + quiet);
+      index(fd, *slot);
+      ++lingering_;
+      return;
+    }
+  }
+  forget(fd);  // the peer closed (or no registration): e.fd closes now
 }
 
 Parked::Woken Parked::wait(int timeout_ms) {
@@ -187,15 +241,17 @@ Parked::Woken Parked::wait(int timeout_ms) {
   std::unique_lock lock(mu_);
   ++events_;
   auto it = entries_.find(fd);
-  // Already taken (its deadline passed, or the drain) and maybe reused: nothing to do.
+  // Closed already (its deadline passed, or the drain), maybe reused: nothing to do.
   if (it == entries_.end()) return {};
-  if (!it->second.session) {
+  if (it->second.session) return {std::move(take(it, false).session), 0, false};
+  if (it->second.fd) {
     lock.unlock();
     on_lingering(fd);
     return {};
   }
-  Entry e = take(fd);
-  return {std::move(e.session), 0, false};
+  // A thread has the session: it will find this when it parks it.
+  it->second.ready = true;
+  return {};
 }
 
 // Gives memory freed after a burst back to the system once the server has been quiet for
@@ -223,12 +279,23 @@ void Parked::on_timer() {
   {
     std::lock_guard lock(mu_);
     const auto now = Clock::now();
-    while (!deadlines_.empty() && deadlines_.begin()->first <= now) {
-      expired_entries.push_back(take(deadlines_.begin()->second));
+    while (!deadlines_.empty() && deadlines_.top().first <= now) {
+      const auto [key, fd] = deadlines_.top();
+      deadlines_.pop();
+      auto it = entries_.find(fd);
+      if (it == entries_.end() || it->second.indexed != key) continue;  // a stale key
+      Entry& e = it->second;
+      e.indexed = Clock::time_point::max();
+      if (!e.session && !e.fd) continue;  // out with a thread: filed again when parked
+      if (e.deadline <= now) {
+        expired_entries.push_back(take(it, true));
+      } else {
+        index(fd, e);  // its deadline moved later since it was filed
+      }
     }
     armed_ = Clock::time_point::max();  // fired: re-arm from scratch
     trim = trim_due(now);
-    if (!deadlines_.empty()) arm(deadlines_.begin()->first);
+    if (!deadlines_.empty()) arm(deadlines_.top().first);
   }
   expired(expired_entries);
   if (trim) ::malloc_trim(0);
@@ -253,23 +320,21 @@ void Parked::begin_drain(Clock::time_point deadline) {
   {
     std::lock_guard lock(mu_);
     draining_ = true;
-    std::vector<int> fds;
-    for (auto& [fd, e] : entries_) {
-      if (e.session) fds.push_back(fd);
-    }
-    for (int fd : fds) {
-      Entry& e = entries_.at(fd);
+    for (auto it = entries_.begin(); it != entries_.end();) {
+      auto cur = it++;  // take() may erase cur
+      Entry& e = cur->second;
+      if (!e.session) continue;
       const Session& s = *e.session;
       if (s.framer.empty() && s.replies > 0) {
         // Answered and idle: closes now, unless its next request is already here.
-        if (!has_input(fd)) answered.push_back(take(fd));
+        if (peek_input(cur->first) == Pending::nothing) answered.push_back(take(cur, true));
         continue;
       }
       // A connection that has sent nothing yet: its client connected before the drain and
       // may be about to send. Closing it now would reset a request that arrives a moment later.
       const auto grace = std::max(Clock::now(), s.accepted + kFirstRequestGrace);
       const auto cap = s.framer.empty() ? std::min(grace, deadline) : deadline;
-      set_deadline(fd, e, std::min(e.deadline, cap));
+      set_deadline(cur->first, e, std::min(e.deadline, cap));
     }
   }
   expired(answered);
@@ -278,12 +343,10 @@ void Parked::begin_drain(Clock::time_point deadline) {
 std::vector<Session> Parked::take_all() {
   std::vector<Session> out;
   std::lock_guard lock(mu_);
-  std::vector<int> fds;
-  for (auto& [fd, e] : entries_) {
-    if (e.session) fds.push_back(fd);
+  for (auto it = entries_.begin(); it != entries_.end();) {
+    auto cur = it++;
+    if (cur->second.session) out.push_back(std::move(*take(cur, false).session));
   }
-  out.reserve(fds.size());
-  for (int fd : fds) out.push_back(std::move(*take(fd).session));
   return out;
 }
 

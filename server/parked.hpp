@@ -2,9 +2,10 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <mutex>
 #include <optional>
-#include <set>
+#include <queue>
 #include <unordered_map>
 #include <utility>
 #include <vector>
@@ -25,16 +26,22 @@ inline constexpr Millis kRejectQuiet{100};
 
 // Connections that hold no thread: sessions waiting for their client's next bytes (idle between
 // requests, part-way through a slow request, or new and silent) and closing connections
-// waiting for the client's FIN. One epoll set: each descriptor is registered once, with
-// EPOLLONESHOT, so that an event hands its session to exactly one thread; one timerfd in the same
-// set carries every deadline. Threads take ready sessions with wait(); the timer and the
-// lingering closes are dealt with inside it, by whichever thread gets their event.
+// waiting for the client's FIN. One epoll set; one timerfd in it carries every deadline. Threads
+// take ready sessions with wait(); the timer and the lingering closes are dealt with inside it,
+// by whichever thread gets their event.
+//
+// The workers' set (`keep_registered`) registers a session's descriptor once, edge-triggered,
+// and never touches the registration again: a session goes back and forth between it and the
+// workers at no cost in system calls. Its entry outlives each visit, so an edge that comes while
+// a worker has the session (the client sent again) is kept there, and park() answers `ready`
+// instead of parking. The acceptor's set (new connections, which pass through once) registers
+// with EPOLLONESHOT and removes the descriptor when it is taken. Either way an event hands a
+// session to exactly one thread. Deadlines are kept lazily: a session's index entry is only
+// moved when its deadline comes earlier; when an index entry falls due and the session's real
+// deadline is later, it is filed again then (once per idle timeout for a busy session).
 class Parked {
  public:
-  // Where a session is registered: `keep_registered` leaves its descriptor in the set when it
-  // is taken (the workers' set, where it comes back after each request: a re-arm instead of a
-  // registration); otherwise it is removed (the acceptor's set of new connections, which pass
-  // through once). `trim_when_quiet`: this set's timer also returns freed memory to the system.
+  // `trim_when_quiet`: this set's timer also returns freed memory to the system.
   Parked(const SessionEnv& env, bool keep_registered, bool trim_when_quiet);
   Parked(const Parked&) = delete;
   Parked& operator=(const Parked&) = delete;
@@ -45,9 +52,15 @@ class Parked {
   void watch(int fd, uint64_t tag, bool edge);
 
   // Holds `s` until its client sends something (wait() returns it) or its deadline passes (it
-  // is closed: the idle deadline, or the pending request's). False, with `s` untouched, once
-  // the drain has begun (begin_drain) or when the kernel refuses the registration.
-  bool park(Session& s);
+  // is closed: the idle deadline, or the pending request's): `parked`. `ready`, with `s`
+  // untouched: its client sent something while a thread had it (serve it again). `refused`,
+  // with `s` untouched: the drain has begun (begin_drain), or the kernel refused the
+  // registration.
+  enum class Park { parked, ready, refused };
+  Park park(Session& s);
+  // A session registered here closes without coming back: called before its descriptor closes,
+  // so that the number's next owner starts afresh.
+  void forget(int fd);
 
   // Graceful close: the write side is shut down already or now; input is discarded until the
   // peer closes, or has sent nothing for `quiet`, or kLingerClose passes. Closes at once when
@@ -79,19 +92,27 @@ class Parked {
   [[nodiscard]] std::size_t sessions() const;
 
  private:
+  // One per registered descriptor (workers' set: from its registration until it closes).
   struct Entry {
-    std::optional<Session> session;  // empty for a lingering close
-    Fd fd;                           // lingering close only
-    Clock::time_point deadline;
+    std::optional<Session> session;  // parked
+    Fd fd;                           // a lingering close
+    bool ready = false;              // an edge came while a thread had the session
+    Clock::time_point deadline{};
+    Clock::time_point indexed = Clock::time_point::max();  // its key in deadlines_; max: none
     Millis quiet{};                  // lingering close: the silence that ends it
     Clock::time_point linger_cap{};  // lingering close: kLingerClose after it began
   };
+  using Due = std::pair<Clock::time_point, int>;
 
-  bool add(int fd, Entry& entry, bool registered);  // mu_ held; moves from `entry` on success
-  Entry take(int fd);                               // mu_ held
-  void set_deadline(int fd, Entry& e, Clock::time_point deadline);  // mu_ held
-  void arm(Clock::time_point t);                                    // mu_ held
+  // mu_ held for all of these.
+  Entry* enter(int fd, bool registered, uint32_t events);
+  Entry take(std::unordered_map<int, Entry>::iterator it, bool closing);
+  void index(int fd, Entry& e);
+  void set_deadline(int fd, Entry& e, Clock::time_point deadline);
+  void arm(Clock::time_point t);
+  void note_parked();
   void on_timer();
+  bool keep_lingering(int raw, Fd& fd, bool registered, Millis quiet);
   void on_lingering(int fd);
   bool trim_due(Clock::time_point now);  // mu_ held
   void expired(std::vector<Entry>& entries);
@@ -103,7 +124,8 @@ class Parked {
   Fd timer_;
   mutable std::mutex mu_;
   std::unordered_map<int, Entry> entries_;
-  std::set<std::pair<Clock::time_point, int>> deadlines_;
+  // Lazy: may hold stale keys (an entry's `indexed` tells its live one).
+  std::priority_queue<Due, std::vector<Due>, std::greater<>> deadlines_;
   std::size_t sessions_ = 0;
   std::size_t lingering_ = 0;
   Clock::time_point armed_ = Clock::time_point::max();

@@ -95,6 +95,7 @@ struct Server::Impl {
   std::optional<Session> take_ready(bool& queue_first);
   std::optional<Session> from_queue();
   void serve_one(Session& s, std::string& scratch);
+  void end(Session& s, Outcome outcome, bool linger);
   void finish_if_drained();
   void drain();
   void accept_backlog();
@@ -267,7 +268,7 @@ void Server::Impl::admit(Accepted a) {
     if (queue.try_push(s)) return;
     // The queue bounds work waiting for a worker, not connections waiting for their first
     // byte: a burst of silent connections waits here, and its first bytes meet the bound.
-    if (!waiting_new.park(s)) parked.reject(s, Outcome::busy);
+    if (waiting_new.park(s) != Parked::Park::parked) parked.reject(s, Outcome::busy);
   } catch (const std::bad_alloc&) {
     stats.ended(Outcome::error);  // the descriptor closes as it unwinds
   }
@@ -278,14 +279,10 @@ void Server::Impl::queue_or_reject(Session& s) {
   if (queue.try_push(s)) return;
   // A client that left without a request (its FIN or RST is what woke us) is not turned away:
   // 10,000 silent clients closing at once would otherwise count as 10,000 ERR busy.
-  char c;
-  const ssize_t n = ::recv(s.fd.get(), &c, 1, MSG_PEEK | MSG_DONTWAIT);
-  if (n == 0) {
-    finish(s, Outcome::no_request, env);
-  } else if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
-    finish(s, Outcome::reset, env);
-  } else {
-    parked.reject(s, Outcome::busy);
+  switch (peek_input(s.fd.get())) {
+    case Pending::closed: end(s, Outcome::no_request, false); break;
+    case Pending::error: end(s, Outcome::reset, false); break;
+    default: parked.reject(s, Outcome::busy); break;
   }
 }
 
@@ -323,23 +320,38 @@ void Server::Impl::shed() {
   parked.reject(s, Outcome::shed);
 }
 
+// Counts how `s` ended and closes it: gracefully (parked.linger) or now. Either way the workers'
+// set forgets it first, before its descriptor's number can be reused.
+void Server::Impl::end(Session& s, Outcome outcome, bool linger) {
+  finish(s, outcome, env);
+  if (linger) {
+    parked.linger(std::move(s.fd), s.registered);
+  } else if (s.registered) {
+    parked.forget(s.fd.get());
+  }
+  s.fd.reset();
+}
+
 void Server::Impl::serve_one(Session& s, std::string& scratch) {
   for (;;) {
     Verdict v = serve(s, env, scratch);
     if (v.kind == Verdict::Kind::close) {
-      finish(s, v.outcome, env);
-      if (v.linger) parked.linger(std::move(s.fd), s.registered);
+      end(s, v.outcome, v.linger);
       return;
     }
     // A connection that has sent nothing yet is not work yet: it waits with the acceptor, so
     // that its first bytes meet the queue's bound like any new connection's.
     const bool is_new = s.replies == 0 && s.framer.empty();
-    if ((is_new ? waiting_new : parked).park(s)) return;
+    switch ((is_new ? waiting_new : parked).park(s)) {
+      case Parked::Park::parked: return;
+      case Parked::Park::ready: continue;  // its client sent again while we had it
+      case Parked::Park::refused: break;
+    }
     // Refused because the drain has begun: serve() finishes it then (what has arrived is
     // served, a connection that has sent nothing gets its grace). Otherwise the kernel had no
     // memory for the registration.
     if (!draining.load(std::memory_order_acquire)) {
-      finish(s, Outcome::error, env);
+      end(s, Outcome::error, false);
       return;
     }
   }
@@ -407,7 +419,7 @@ void Server::Impl::work(unsigned index) {
       // Out of memory (or any other failure) ends this connection, never the process.
       if (item->fd) {
         log_at(LogLevel::error, "{}: {}; closing the connection", item->peer.str(), e.what());
-        finish(*item, Outcome::error, env);
+        end(*item, Outcome::error, false);
       } else {
         stats.ended(Outcome::error);  // lost while being handed on
       }

@@ -15,6 +15,8 @@ namespace tcpd {
 namespace {
 
 constexpr std::size_t kReadChunk = std::size_t{16} * 1024;
+// A deadline that has always passed: one non-blocking read, without reading the clock first.
+constexpr Clock::time_point kNoWait = Clock::time_point::min();
 
 bool is_draining(const SessionEnv& env) {
   return env.draining.load(std::memory_order_acquire);
@@ -80,6 +82,15 @@ void simulated_work(const SessionEnv& env) {
 }
 
 IoResult write_out(Session& s, std::string_view out, const SessionEnv& env) {
+  // Most replies fit in the socket's buffer: one send, no clock. A reply that does not (its
+  // client is not reading) would block this worker up to the io timeout: it lends the lead
+  // first, so that sessions becoming ready meanwhile do not wait for it.
+  IoResult first = write_all(s.fd.get(), out, kNoWait);
+  s.bytes_out += first.bytes;
+  env.stats.sent(first.bytes);
+  if (first.status != IoStatus::timed_out) return first;
+  out.remove_prefix(first.bytes);
+  if (env.will_block) env.will_block();
   for (;;) {
     const auto deadline = capped(Clock::now() + env.config.io_timeout, env);
     IoResult r = write_all(s.fd.get(), out, deadline, stop_wake(env));
@@ -118,7 +129,8 @@ Verdict answer_one_shot(Session& s, const SessionEnv& env) {
 }
 
 // Reads into the framer. Returns the status; on ok the bytes are committed. The first byte of a
-// request starts its io-timeout clock. A deadline of now is one non-blocking read.
+// request starts its io-timeout clock. A deadline already passed (kNoWait) is one non-blocking
+// read.
 IoResult receive(Session& s, Clock::time_point deadline, int wake_fd, const SessionEnv& env) {
   char* dst = s.framer.prepare(kReadChunk);
   IoResult r = read_some(s.fd.get(), dst, kReadChunk, deadline, wake_fd);
@@ -229,7 +241,7 @@ Verdict request_timed_out(Session& s, const SessionEnv& env) {
 // worker on it too, until the drain deadline.
 std::optional<Verdict> continue_request(Session& s, const SessionEnv& env) {
   const bool may_park = s.line_client && !is_draining(env);
-  auto until = may_park ? Clock::now() : s.request_deadline;  // now: one non-blocking read
+  auto until = may_park ? kNoWait : s.request_deadline;
   if (!s.line_client) until = std::min(until, s.last_byte + kOneShotPause);
   if (!may_park && env.will_block) env.will_block();
   IoResult r = receive(s, capped(until, env), stop_wake(env), env);
@@ -269,7 +281,7 @@ std::optional<Verdict> drain_between_requests(Session& s, const SessionEnv& env)
 // nothing; otherwise (just taken from the queue or the parked set) its bytes are usually there.
 std::optional<Verdict> next_request(Session& s, const SessionEnv& env, bool answered_this_turn) {
   if (answered_this_turn) return Verdict{Verdict::Kind::park};
-  IoResult r = receive(s, Clock::now(), -1, env);
+  IoResult r = receive(s, kNoWait, -1, env);
   switch (r.status) {
     case IoStatus::ok: return std::nullopt;
     case IoStatus::timed_out: return Verdict{Verdict::Kind::park};

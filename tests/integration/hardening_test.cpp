@@ -124,6 +124,35 @@ TEST(Hardening, ClientThatNeverReadsIsCutOff) {
   EXPECT_EQ(other.line(), "ping\n");
 }
 
+// A worker whose reply write would block (its client does not read) lends the lead first:
+// a parked session that sends meanwhile is served by another worker. Before, with the other
+// worker asleep as a follower, it waited for the write's io timeout.
+TEST(Hardening, AReplyWriteThatBlocksDoesNotHoldUpParkedSessions) {
+  auto cfg = test_config();
+  cfg.workers = 2;
+  cfg.mode = tcpd::Mode::echo;
+  cfg.io_timeout = 4000ms;
+  InProcessServer srv(cfg);
+  Client other = Client::connect(srv.port());
+  ASSERT_TRUE(other.send("a\n"));
+  ASSERT_EQ(other.line(), "a\n");  // answered: parked between requests
+  Client hog = Client::connect(srv.port());
+  int small = 4096;
+  ::setsockopt(hog.fd(), SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
+  ASSERT_TRUE(hog.send("h\n"));
+  ASSERT_EQ(hog.line(), "h\n");
+  // Echo requests whose replies the hog never reads, until the server stops taking them: a
+  // worker is then blocked writing to it.
+  const std::string req(60000, 'x');
+  bool stalled = false;
+  for (int i = 0; i < 2000 && !stalled; ++i) stalled = !hog.send(req + "\n", 200ms);
+  ASSERT_TRUE(stalled);
+  const auto start = std::chrono::steady_clock::now();
+  ASSERT_TRUE(other.send("b\n"));
+  EXPECT_EQ(other.line(3s), "b\n");
+  EXPECT_LT(since(start), 2000ms);  // not after the hog's 4 s write timeout
+}
+
 TEST(Hardening, BurstFarBeyondTheQueueGetsFastBusyAnswers) {
   auto cfg = test_config();
   cfg.workers = 1;

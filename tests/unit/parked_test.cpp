@@ -18,6 +18,7 @@ using namespace std::chrono_literals;
 using tcpd::Clock;
 using tcpd::Outcome;
 using tcpd::Parked;
+using Park = tcpd::Parked::Park;
 using tcpd::Session;
 
 namespace {
@@ -67,7 +68,7 @@ TEST(Parked, ASessionWaitsUntilItsClientSendsAndIsHandedOutOnce) {
   Parked parked(e.env, true, false);
   auto [s, peer] = make_pair();
   const int fd = s.fd.get();
-  ASSERT_TRUE(parked.park(s));
+  ASSERT_EQ(parked.park(s), Park::parked);
   EXPECT_EQ(parked.sessions(), 1u);
   EXPECT_TRUE(parked.wait(0).timed_out);  // nothing sent yet
   ASSERT_EQ(::write(peer.get(), "hi\n", 3), 3);
@@ -76,30 +77,103 @@ TEST(Parked, ASessionWaitsUntilItsClientSendsAndIsHandedOutOnce) {
   EXPECT_EQ(got->fd.get(), fd);
   EXPECT_TRUE(got->registered);
   EXPECT_EQ(parked.sessions(), 0u);
-  // EPOLLONESHOT: the unread bytes do not hand it out a second time while it is out.
+  // Edge-triggered: the unread bytes do not hand it out (or mark it) a second time.
   EXPECT_TRUE(parked.wait(20).timed_out);
+  EXPECT_EQ(parked.park(*got), Park::parked);
 }
 
 TEST(Parked, ASessionParkedAgainIsReArmedNotRegisteredTwice) {
   Env e;
   Parked parked(e.env, true, false);
   auto [s, peer] = make_pair();
-  ASSERT_TRUE(parked.park(s));
+  ASSERT_EQ(parked.park(s), Park::parked);
   for (int round = 0; round < 3; ++round) {
     ASSERT_EQ(::write(peer.get(), "x", 1), 1);
     auto got = next_session(parked);
     ASSERT_TRUE(got) << "round " << round;
     char c;
     ASSERT_EQ(::read(got->fd.get(), &c, 1), 1);
-    ASSERT_TRUE(parked.park(*got)) << "round " << round;  // EPOLL_CTL_MOD: ADD would fail
+    ASSERT_EQ(parked.park(*got), Park::parked) << "round " << round;  // ADD again would fail
   }
+}
+
+TEST(Parked, BytesThatComeWhileAThreadHasTheSessionMakeParkSayReady) {
+  Env e;
+  Parked parked(e.env, true, false);
+  auto [s, peer] = make_pair();
+  ASSERT_EQ(parked.park(s), Park::parked);
+  ASSERT_EQ(::write(peer.get(), "a\n", 2), 2);
+  auto got = next_session(parked);
+  ASSERT_TRUE(got);
+  char buf[8];
+  ASSERT_EQ(::read(got->fd.get(), buf, sizeof buf), 2);
+  // The client sends again while the session is out; another thread sees the edge.
+  ASSERT_EQ(::write(peer.get(), "b\n", 2), 2);
+  auto w = parked.wait(1000);
+  EXPECT_FALSE(w.timed_out);
+  EXPECT_FALSE(w.session);
+  // Parking it would lose that edge: park says so and leaves the session with its thread.
+  EXPECT_EQ(parked.park(*got), Park::ready);
+  EXPECT_TRUE(got->fd);
+  EXPECT_EQ(parked.sessions(), 0u);
+  ASSERT_EQ(::read(got->fd.get(), buf, sizeof buf), 2);
+  EXPECT_EQ(parked.park(*got), Park::parked);  // the mark is used up
+  // Bytes that come before any thread looks are handed out once it is parked.
+  ASSERT_EQ(::write(peer.get(), "c\n", 2), 2);
+  EXPECT_TRUE(next_session(parked));
+}
+
+TEST(Parked, ADescriptorNumberReusedAfterForgetStartsAfresh) {
+  Env e;
+  Parked parked(e.env, true, false);
+  int first_fd = -1;
+  {
+    auto [s, peer] = make_pair();
+    first_fd = s.fd.get();
+    ASSERT_EQ(parked.park(s), Park::parked);
+    ASSERT_EQ(::write(peer.get(), "a", 1), 1);
+    auto got = next_session(parked);
+    ASSERT_TRUE(got);
+    ASSERT_EQ(::write(peer.get(), "b", 1), 1);
+    EXPECT_FALSE(parked.wait(1000).timed_out);  // marks the entry ready
+    parked.forget(got->fd.get());               // then it closes
+  }
+  auto [s, peer] = make_pair();
+  ASSERT_EQ(s.fd.get(), first_fd);  // the lowest free number: the same one
+  // A new registration (ADD, not the old entry's mark): parked, and handed out on its bytes.
+  ASSERT_EQ(parked.park(s), Park::parked);
+  EXPECT_TRUE(parked.wait(20).timed_out);
+  ASSERT_EQ(::write(peer.get(), "x", 1), 1);
+  EXPECT_TRUE(next_session(parked));
+}
+
+TEST(Parked, ADeadlineThatMovedLaterIsKeptNotTheFirstOne) {
+  Env e;
+  Parked parked(e.env, true, false);
+  auto [s, peer] = make_pair(100ms);
+  const auto start = Clock::now();
+  ASSERT_EQ(parked.park(s), Park::parked);  // filed for start + 100 ms
+  ASSERT_EQ(::write(peer.get(), "a", 1), 1);
+  auto got = next_session(parked);
+  ASSERT_TRUE(got);
+  char c;
+  ASSERT_EQ(::read(got->fd.get(), &c, 1), 1);
+  got->idle_deadline = Clock::now() + 600ms;  // answered: a new idle deadline
+  ASSERT_EQ(parked.park(*got), Park::parked);
+  // The first key falls due at 100 ms and is filed again; the session stays.
+  while (Clock::now() - start < 300ms) parked.wait(20);
+  EXPECT_EQ(parked.sessions(), 1u);
+  while (parked.sessions() > 0 && Clock::now() - start < 5s) parked.wait(50);
+  EXPECT_EQ(parked.sessions(), 0u);
+  EXPECT_GE(Clock::now() - start, 550ms);
+  EXPECT_EQ(e.stats.snapshot().of(Outcome::idle_timeout), 1u);
 }
 
 TEST(Parked, OneEventGoesToExactlyOneOfManyWaitingThreads) {
   Env e;
   Parked parked(e.env, true, false);
   auto [s, peer] = make_pair();
-  ASSERT_TRUE(parked.park(s));
+  ASSERT_EQ(parked.park(s), Park::parked);
   std::atomic<int> handed{0};
   std::vector<std::thread> waiters;
   for (int i = 0; i < 4; ++i) {
@@ -116,7 +190,7 @@ TEST(Parked, AnIdleSessionIsClosedAtItsIdleDeadline) {
   Env e;
   Parked parked(e.env, true, false);
   auto [s, peer] = make_pair(50ms);
-  ASSERT_TRUE(parked.park(s));
+  ASSERT_EQ(parked.park(s), Park::parked);
   const auto start = Clock::now();
   // The timer's event closes it in whichever thread waits.
   while (parked.sessions() > 0 && Clock::now() - start < 5s) parked.wait(100);
@@ -133,7 +207,7 @@ TEST(Parked, APartialRequestKeepsItsOwnDeadline) {
   auto [s, peer] = make_pair(10s);
   s.framer.append("half a requ");
   s.request_deadline = Clock::now() + 50ms;  // earlier than the idle deadline: it is the one
-  ASSERT_TRUE(parked.park(s));
+  ASSERT_EQ(parked.park(s), Park::parked);
   const auto start = Clock::now();
   while (parked.sessions() > 0 && Clock::now() - start < 5s) parked.wait(100);
   EXPECT_LT(Clock::now() - start, 5s);
@@ -145,8 +219,8 @@ TEST(Parked, ALaterEarlierDeadlineReArmsTheTimer) {
   Parked parked(e.env, true, false);
   auto [late, late_peer] = make_pair(10s);
   auto [soon, soon_peer] = make_pair(60ms);
-  ASSERT_TRUE(parked.park(late));  // the timer is armed for 10 s
-  ASSERT_TRUE(parked.park(soon));  // must move it to 60 ms
+  ASSERT_EQ(parked.park(late), Park::parked);  // the timer is armed for 10 s
+  ASSERT_EQ(parked.park(soon), Park::parked);  // must move it to 60 ms
   const auto start = Clock::now();
   while (parked.sessions() > 1 && Clock::now() - start < 5s) parked.wait(-1);
   EXPECT_LT(Clock::now() - start, 2s);
@@ -191,16 +265,16 @@ TEST(Parked, TheDrainClosesAnsweredIdleSessionsAndGivesTheRestAGrace) {
   asking.replies = 1;
   ASSERT_EQ(::write(asking_peer.get(), "next\n", 5), 5);  // its next request is here
   auto [silent, silent_peer] = make_pair();               // new, has sent nothing
-  ASSERT_TRUE(parked.park(answered));
-  ASSERT_TRUE(parked.park(asking));
-  ASSERT_TRUE(parked.park(silent));
+  ASSERT_EQ(parked.park(answered), Park::parked);
+  ASSERT_EQ(parked.park(asking), Park::parked);
+  ASSERT_EQ(parked.park(silent), Park::parked);
   e.draining = true;
   parked.begin_drain(Clock::now() + 5s);
   EXPECT_EQ(e.stats.snapshot().of(Outcome::served), 1u);  // the answered one, closed now
   EXPECT_EQ(parked.sessions(), 2u);
   auto more = make_pair();
-  EXPECT_FALSE(parked.park(more.session));  // refused from now on
-  EXPECT_TRUE(more.session.fd);             // and left to the caller
+  EXPECT_EQ(parked.park(more.session), Park::refused);  // refused from now on
+  EXPECT_TRUE(more.session.fd);                         // and left to the caller
   auto got = next_session(parked);
   ASSERT_TRUE(got);
   EXPECT_EQ(got->replies, 1u);  // the one with a request waiting is handed out
@@ -218,8 +292,8 @@ TEST(Parked, ANewConnectionsSetGivesEveryoneBackOnTakeAll) {
   Parked waiting_new(e.env, false, false);
   auto [a, pa] = make_pair();
   auto [b, pb] = make_pair();
-  ASSERT_TRUE(waiting_new.park(a));
-  ASSERT_TRUE(waiting_new.park(b));
+  ASSERT_EQ(waiting_new.park(a), Park::parked);
+  ASSERT_EQ(waiting_new.park(b), Park::parked);
   auto all = waiting_new.take_all();
   EXPECT_EQ(all.size(), 2u);
   EXPECT_EQ(waiting_new.sessions(), 0u);
