@@ -264,13 +264,7 @@ class Loop {
     if (!run_.sources.empty() && !bind_source(fd.get(), slot.global)) {
       return connect_failed(s, errno);
     }
-    ++slot.conn_gen;
-    epoll_event ev{};
-    ev.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
-    ev.data.u64 = s | (uint64_t{slot.conn_gen} << 32);
-    if (::epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, fd.get(), &ev) != 0) {
-      return connect_failed(s, errno);
-    }
+    if (!watch(s, fd.get())) return connect_failed(s, errno);
     slot.fd = std::move(fd);
     slot.reused = false;
     slot.phase = Phase::connecting;
@@ -280,6 +274,17 @@ class Loop {
       return connect_failed(s, errno);
     }
     if (slot.has_request) send_rest(s);
+  }
+
+  // Registers slot `s`'s new connection, edge-triggered, once. The key carries the slot's
+  // connection generation, so that events left from its previous connection are dropped.
+  bool watch(uint32_t s, int fd) {
+    Slot& slot = slots_[s];
+    ++slot.conn_gen;
+    epoll_event ev{};
+    ev.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
+    ev.data.u64 = s | (uint64_t{slot.conn_gen} << 32);
+    return ::epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, fd, &ev) == 0;
   }
 
   bool bind_source(int fd, uint64_t global) {
@@ -295,11 +300,7 @@ class Loop {
     Slot& slot = slots_[s];
     Fd fd = std::move(run_.first);
     ::fcntl(fd.get(), F_SETFL, ::fcntl(fd.get(), F_GETFL) | O_NONBLOCK);
-    ++slot.conn_gen;
-    epoll_event ev{};
-    ev.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
-    ev.data.u64 = s | (uint64_t{slot.conn_gen} << 32);
-    if (::epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, fd.get(), &ev) == 0) slot.fd = std::move(fd);
+    if (watch(s, fd.get())) slot.fd = std::move(fd);
     slot.reused = true;
     make_idle(s);
   }

@@ -24,14 +24,28 @@ long num(const std::string& json, const std::string& key) {
   return std::lround(std::stod(m[1]));
 }
 
+// What tcpd printed by the time SIGTERM ended it: its summary line is last.
+std::string summary_after_sigterm(Tcpd& srv) {
+  srv.proc->signal(SIGTERM);
+  return srv.proc->wait(30s).err;
+}
+
 // The server's summary line, after SIGTERM: its counter `key`.
 long server_counter(Tcpd& srv, const std::string& key) {
-  srv.proc->signal(SIGTERM);
-  const std::string err = srv.proc->wait(30s).err;
+  const std::string err = summary_after_sigterm(srv);
   std::smatch m;
   if (!std::regex_search(err, m, std::regex(" " + key + "=(\\d+)"))) return -1;
   return std::stol(m[1]);
 }
+
+rlim_t hard_nofile() {
+  rlimit rl{};
+  ::getrlimit(RLIMIT_NOFILE, &rl);
+  return rl.rlim_max;
+}
+
+// The 10,000-connection tests need as many descriptors in tcpc and in tcpd.
+constexpr rlim_t kTenThousandAndSome = 10200;
 
 RunResult tcpc(int port, std::vector<std::string> extra) {
   std::vector<std::string> argv{TCPC_BIN, "--host", "127.0.0.1", "--port", std::to_string(port)};
@@ -68,14 +82,13 @@ TEST(Load, KeepaliveReusesOneConnectionPerThread) {
   EXPECT_EQ(r.exit_code, 0) << r.err;
   EXPECT_NE(r.out.find("\"mode\":\"keepalive\""), std::string::npos);
   EXPECT_EQ(num(r.out, "ok"), 1000);
-  srv.proc->signal(SIGTERM);
-  auto done = srv.proc->wait(15s);
+  const std::string err = summary_after_sigterm(srv);
   std::smatch m;
-  ASSERT_TRUE(std::regex_search(done.err, m, std::regex(" accepted=(\\d+)")));
+  ASSERT_TRUE(std::regex_search(err, m, std::regex(" accepted=(\\d+)")));
   // Four threads, four connections: the connection that found the address is the first
   // thread's, not a probe the server would count as a client without a request.
   EXPECT_EQ(std::stol(m[1]), 4);
-  EXPECT_NE(done.err.find(" no_request=0 "), std::string::npos) << done.err;
+  EXPECT_NE(err.find(" no_request=0 "), std::string::npos) << err;
 }
 
 TEST(Load, HumanSummaryByDefault) {
@@ -297,8 +310,7 @@ TEST(Load, IntervalsAddUpAndRampUpSpreadsTheConnections) {
   // The four connections were opened over the ramp-up, not at once: first to last >= 0.5 s.
   std::vector<double> at;
   std::regex accepted(R"(T\d\d:(\d\d):(\d\d\.\d{3})Z debug tcpd: \S+ accepted)");
-  srv.proc->signal(SIGTERM);
-  const std::string err = srv.proc->wait(15s).err;
+  const std::string err = summary_after_sigterm(srv);
   for (auto it = std::sregex_iterator(err.begin(), err.end(), accepted);
        it != std::sregex_iterator(); ++it) {
     at.push_back(std::stod((*it)[1]) * 60 + std::stod((*it)[2]));
@@ -315,10 +327,8 @@ TEST(Load, TenThousandKeepaliveConnectionsAreHeldWithZeroFailures) {
   // a slot of about 100 bytes; histograms are per event loop, not per connection). tcpd runs
   // with its default --queue: the burst of new connections, silent until their first request,
   // is parked rather than turned away (issue 9).
-  rlimit rl{};
-  ::getrlimit(RLIMIT_NOFILE, &rl);
-  if (rl.rlim_max < 10200) {
-    GTEST_SKIP() << "needs 10,200 descriptors; the hard limit is " << rl.rlim_max;
+  if (hard_nofile() < kTenThousandAndSome) {
+    GTEST_SKIP() << "needs 10,200 descriptors; the hard limit is " << hard_nofile();
   }
   Tcpd srv({"--quiet"});
   const std::string rate = kSanitized ? "5000" : "20000";
@@ -332,8 +342,7 @@ TEST(Load, TenThousandKeepaliveConnectionsAreHeldWithZeroFailures) {
   if (!kSanitized) EXPECT_LE(num(r.out, "client_max_rss_kib"), 64 * 1024) << r.out;
   // Every connection was opened once and held: the server accepted exactly 10,000 and turned
   // none away.
-  srv.proc->signal(SIGTERM);
-  const std::string err = srv.proc->wait(30s).err;
+  const std::string err = summary_after_sigterm(srv);
   EXPECT_NE(err.find(" accepted=10000 "), std::string::npos) << err;
   EXPECT_NE(err.find(" busy=0 "), std::string::npos) << err;
 }
@@ -342,18 +351,15 @@ TEST(Load, SilentBurstOfTenThousandConnectionsGetsNoBusyWithTheDefaultQueue) {
   // Issue 9's burst: 10,000 connections opened within 0.8 s that send nothing (two requests
   // in all), held to the end of the run. Before, 3,811 of them got ERR busy: each new
   // connection cost a worker a 1 ms linger, and the 1,024-deep queue overflowed.
-  rlimit rl{};
-  ::getrlimit(RLIMIT_NOFILE, &rl);
-  if (rl.rlim_max < 10200) {
-    GTEST_SKIP() << "needs 10,200 descriptors; the hard limit is " << rl.rlim_max;
+  if (hard_nofile() < kTenThousandAndSome) {
+    GTEST_SKIP() << "needs 10,200 descriptors; the hard limit is " << hard_nofile();
   }
   Tcpd srv({"--quiet"});
   auto r = tcpc(srv.port, {"--concurrency", "10000", "--keepalive", "--rate", "1", "--duration",
                            "2", "--ramp-up", "0.8", "--json"});
   EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
   EXPECT_EQ(num(r.out, "ok"), 2) << r.out;
-  srv.proc->signal(SIGTERM);
-  const std::string err = srv.proc->wait(30s).err;
+  const std::string err = summary_after_sigterm(srv);
   EXPECT_NE(err.find(" accepted=10000 "), std::string::npos) << err;
   EXPECT_NE(err.find(" busy=0 "), std::string::npos) << err;
 }
