@@ -5,7 +5,6 @@
 #include <functional>
 #include <mutex>
 #include <optional>
-#include <queue>
 #include <unordered_map>
 #include <utility>
 #include <vector>
@@ -90,6 +89,8 @@ class Parked {
   std::vector<Session> take_all();
 
   [[nodiscard]] std::size_t sessions() const;
+  // Keys in the deadline index, stale ones included (bounded: see compact()).
+  [[nodiscard]] std::size_t deadline_keys() const;
 
  private:
   // One per registered descriptor (workers' set: from its registration until it closes).
@@ -108,6 +109,7 @@ class Parked {
   Entry* enter(int fd, bool registered, uint32_t events);
   Entry take(std::unordered_map<int, Entry>::iterator it, bool closing);
   void index(int fd, Entry& e);
+  void compact();
   void set_deadline(int fd, Entry& e, Clock::time_point deadline);
   void arm(Clock::time_point t);
   void note_parked();
@@ -124,8 +126,9 @@ class Parked {
   Fd timer_;
   mutable std::mutex mu_;
   std::unordered_map<int, Entry> entries_;
-  // Lazy: may hold stale keys (an entry's `indexed` tells its live one).
-  std::priority_queue<Due, std::vector<Due>, std::greater<>> deadlines_;
+  // A min-heap (std::push_heap with std::greater), lazy: it may hold stale keys (an entry's
+  // `indexed` tells its live one); compact() drops them when they outnumber the entries.
+  std::vector<Due> deadlines_;
   std::size_t sessions_ = 0;
   std::size_t lingering_ = 0;
   Clock::time_point armed_ = Clock::time_point::max();
