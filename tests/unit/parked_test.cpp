@@ -61,6 +61,14 @@ std::optional<Session> next_session(Parked& p, std::chrono::milliseconds limit =
   return std::nullopt;
 }
 
+// Runs `p`'s events and timer in this thread until at most `left` sessions are parked or
+// `limit` passes. Returns how long that took.
+Clock::duration wait_until_parked(Parked& p, std::size_t left, Clock::duration limit = 5s) {
+  const auto start = Clock::now();
+  while (p.sessions() > left && Clock::now() - start < limit) p.wait(50);
+  return Clock::now() - start;
+}
+
 }  // namespace
 
 TEST(Parked, ASessionWaitsUntilItsClientSendsAndIsHandedOutOnce) {
@@ -163,7 +171,7 @@ TEST(Parked, ADeadlineThatMovedLaterIsKeptNotTheFirstOne) {
   // The first key falls due at 100 ms and is filed again; the session stays.
   while (Clock::now() - start < 300ms) parked.wait(20);
   EXPECT_EQ(parked.sessions(), 1u);
-  while (parked.sessions() > 0 && Clock::now() - start < 5s) parked.wait(50);
+  wait_until_parked(parked, 0);
   EXPECT_EQ(parked.sessions(), 0u);
   EXPECT_GE(Clock::now() - start, 550ms);
   EXPECT_EQ(e.stats.snapshot().of(Outcome::idle_timeout), 1u);
@@ -187,8 +195,7 @@ TEST(Parked, TheDeadlineIndexDoesNotGrowWithClosedConnections) {
   // A live session's key survives compaction: it is still closed at its deadline.
   auto [s, peer] = make_pair(50ms);
   ASSERT_EQ(parked.park(s), Park::parked);
-  const auto start = Clock::now();
-  while (parked.sessions() > 0 && Clock::now() - start < 5s) parked.wait(100);
+  wait_until_parked(parked, 0);
   EXPECT_EQ(parked.sessions(), 0u);
   EXPECT_EQ(e.stats.snapshot().of(Outcome::idle_timeout), 1u);
 }
@@ -215,11 +222,9 @@ TEST(Parked, AnIdleSessionIsClosedAtItsIdleDeadline) {
   Parked parked(e.env, true, false);
   auto [s, peer] = make_pair(50ms);
   ASSERT_EQ(parked.park(s), Park::parked);
-  const auto start = Clock::now();
   // The timer's event closes it in whichever thread waits.
-  while (parked.sessions() > 0 && Clock::now() - start < 5s) parked.wait(100);
+  EXPECT_GE(wait_until_parked(parked, 0), 45ms);
   EXPECT_EQ(parked.sessions(), 0u);
-  EXPECT_GE(Clock::now() - start, 45ms);
   EXPECT_EQ(e.stats.snapshot().of(Outcome::idle_timeout), 1u);
   char c;
   EXPECT_EQ(::read(peer.get(), &c, 1), 0);  // the client sees the close
@@ -232,9 +237,7 @@ TEST(Parked, APartialRequestKeepsItsOwnDeadline) {
   s.framer.append("half a requ");
   s.request_deadline = Clock::now() + 50ms;  // earlier than the idle deadline: it is the one
   ASSERT_EQ(parked.park(s), Park::parked);
-  const auto start = Clock::now();
-  while (parked.sessions() > 0 && Clock::now() - start < 5s) parked.wait(100);
-  EXPECT_LT(Clock::now() - start, 5s);
+  EXPECT_LT(wait_until_parked(parked, 0), 5s);
   EXPECT_EQ(e.stats.snapshot().of(Outcome::io_timeout), 1u);
 }
 
@@ -245,9 +248,7 @@ TEST(Parked, ALaterEarlierDeadlineReArmsTheTimer) {
   auto [soon, soon_peer] = make_pair(60ms);
   ASSERT_EQ(parked.park(late), Park::parked);  // the timer is armed for 10 s
   ASSERT_EQ(parked.park(soon), Park::parked);  // must move it to 60 ms
-  const auto start = Clock::now();
-  while (parked.sessions() > 1 && Clock::now() - start < 5s) parked.wait(-1);
-  EXPECT_LT(Clock::now() - start, 2s);
+  EXPECT_LT(wait_until_parked(parked, 1), 2s);
   EXPECT_EQ(parked.sessions(), 1u);  // the late one still waits
 }
 
@@ -304,10 +305,8 @@ TEST(Parked, TheDrainClosesAnsweredIdleSessionsAndGivesTheRestAGrace) {
   EXPECT_EQ(got->replies, 1u);  // the one with a request waiting is handed out
   // The silent one is closed at its grace (kFirstRequestGrace from its accept), well before
   // the drain deadline, counted as shutdown.
-  const auto start = Clock::now();
-  while (parked.sessions() > 0 && Clock::now() - start < 3s) parked.wait(100);
+  EXPECT_LT(wait_until_parked(parked, 0, 3s), 2s);
   EXPECT_EQ(parked.sessions(), 0u);
-  EXPECT_LT(Clock::now() - start, 2s);
   EXPECT_EQ(e.stats.snapshot().of(Outcome::shutdown), 1u);
 }
 
