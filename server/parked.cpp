@@ -76,7 +76,7 @@ constexpr uint32_t kOneEvent = EPOLLIN | EPOLLRDHUP | EPOLLONESHOT;
 // `registered` here already, its entry (as left) and EPOLL_CTL_MOD if `events` is one-shot.
 // Null when the kernel refuses (ENOMEM/ENOSPC: max_user_watches).
 Parked::Entry* Parked::enter(int fd, bool registered, uint32_t events) {
-  auto [it, inserted] = entries_.try_emplace(fd);
+  auto it = entries_.try_emplace(fd).first;
   if (!registered) it->second = Entry{};  // a descriptor number's previous owner left nothing
   if (registered && (events & EPOLLONESHOT) == 0) return &it->second;
   epoll_event ev{};
@@ -190,22 +190,23 @@ void Parked::linger(Fd fd, bool registered, Millis quiet) {
   const int raw = fd.get();
   ::shutdown(raw, SHUT_WR);
   // Whatever has arrived already goes now; most clients have closed by the next event.
-  if (!discard_input(raw, kDiscardPerEvent) || !keep_lingering(raw, fd, registered, quiet)) {
+  if (!discard_input(raw, kDiscardPerEvent) ||
+      !keep_lingering(raw, fd, registered, quiet, Clock::now() + kLingerClose)) {
     forget(raw);  // before `fd` closes
   }
 }
 
-// mu_ not held. False when `fd` was not kept (too many linger, or no registration).
-bool Parked::keep_lingering(int raw, Fd& fd, bool registered, Millis quiet) {
+// mu_ not held. Files `fd` as a lingering close that ends after `quiet` of silence, or at
+// `cap`. False when it was not kept (too many linger, or no registration).
+bool Parked::keep_lingering(int raw, Fd& fd, bool registered, Millis quiet, Clock::time_point cap) {
   std::lock_guard lock(mu_);
   if (lingering_ >= kMaxLingering) return false;
   Entry* e = enter(raw, registered, kOneEvent);
   if (e == nullptr) return false;
-  const auto now = Clock::now();
   e->fd = std::move(fd);
   e->quiet = quiet;
-  e->linger_cap = now + kLingerClose;
-  e->deadline = std::min(e->linger_cap, now + quiet);
+  e->linger_cap = cap;
+  e->deadline = std::min(cap, Clock::now() + quiet);
   index(raw, *e);
   ++lingering_;
   note_parked();
@@ -222,20 +223,9 @@ void Parked::on_lingering(int fd) {
     if (it == entries_.end() || !it->second.fd) return;
     e = take(it, false);
   }
-  const Millis quiet = e.quiet;
-  const auto cap = e.linger_cap;
-  if (discard_input(fd, kDiscardPerEvent)) {
-    std::lock_guard lock(mu_);
-    Entry* slot = enter(fd, keep_registered_, kOneEvent);
-    if (slot != nullptr) {
-      slot->fd = std::move(e.fd);
-      slot->quiet = quiet;
-      slot->linger_cap = cap;
-      slot->deadline = std::min(cap, Clock::now() + quiet);
-      index(fd, *slot);
-      ++lingering_;
-      return;
-    }
+  if (discard_input(fd, kDiscardPerEvent) &&
+      keep_lingering(fd, e.fd, keep_registered_, e.quiet, e.linger_cap)) {
+    return;
   }
   forget(fd);  // the peer closed (or no registration): e.fd closes now
 }

@@ -114,7 +114,7 @@ class Parked {
   void arm(Clock::time_point t);
   void note_parked();
   void on_timer();
-  bool keep_lingering(int raw, Fd& fd, bool registered, Millis quiet);
+  bool keep_lingering(int raw, Fd& fd, bool registered, Millis quiet, Clock::time_point cap);
   void on_lingering(int fd);
   bool trim_due(Clock::time_point now);  // mu_ held
   void expired(std::vector<Entry>& entries);

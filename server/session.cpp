@@ -81,21 +81,24 @@ void simulated_work(const SessionEnv& env) {
   }
 }
 
+void count_sent(Session& s, std::size_t n, const SessionEnv& env) {
+  s.bytes_out += n;
+  env.stats.sent(n);
+}
+
 IoResult write_out(Session& s, std::string_view out, const SessionEnv& env) {
   // Most replies fit in the socket's buffer: one send, no clock. A reply that does not (its
   // client is not reading) would block this worker up to the io timeout: it lends the lead
   // first, so that sessions becoming ready meanwhile do not wait for it.
   IoResult first = write_all(s.fd.get(), out, kNoWait);
-  s.bytes_out += first.bytes;
-  env.stats.sent(first.bytes);
+  count_sent(s, first.bytes, env);
   if (first.status != IoStatus::timed_out) return first;
   out.remove_prefix(first.bytes);
   if (env.will_block) env.will_block();
   for (;;) {
     const auto deadline = capped(Clock::now() + env.config.io_timeout, env);
     IoResult r = write_all(s.fd.get(), out, deadline, stop_wake(env));
-    s.bytes_out += r.bytes;
-    env.stats.sent(r.bytes);
+    count_sent(s, r.bytes, env);
     if (r.status != IoStatus::woken) return r;
     out.remove_prefix(r.bytes);
   }
