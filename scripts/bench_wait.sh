@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Issue 9's A/B: two tcpd binaries against Asio (2 threads), keep-alive C = 8/64/256 and
-# one-shot C = 64 (plus the inline floor), W = 8, in alternating rounds; prints medians of
+# one-shot C = 64 (plus the inline floor and shared/bench's minimal server of tcpd's shape,
+# `threadpool`), W = 8, in alternating rounds; prints medians of
 # rps, server CPU µs per request and voluntary context switches per request.
 # Usage: scripts/bench_wait.sh OLD_TCPD NEW_TCPD [ROUNDS] [SECONDS]
 # LOADS="keepalive 8,oneshot 64" picks loads; each run's line also goes to stderr.
@@ -16,16 +17,16 @@ for round in $(seq "$ROUNDS"); do
   IFS=, read -r -a loads <<<"${LOADS:-keepalive 8,keepalive 64,keepalive 256,oneshot 64}"
   for load in "${loads[@]}"; do
     read -r mode conc <<<"$load"
-    for peer in old new asio inline; do
+    for peer in old new asio inline threadpool; do
       case $peer in
         old | new)
           bin=$OLD; [[ $peer == new ]] && bin=$NEW
           line=$(bash "$SHARED/run.sh" --cmd "$bin --port {PORT} --workers {WORKERS} --quiet" \
             tcpd "$mode" "$conc" "$SECS" 8 | tail -n 1) ;;
         asio) line=$(bash "$SHARED/run.sh" asio "$mode" "$conc" "$SECS" 2 | tail -n 1) ;;
-        inline)
+        inline | threadpool)
           [[ $mode == oneshot ]] || continue
-          line=$(bash "$SHARED/run.sh" inline-c "$mode" "$conc" "$SECS" | tail -n 1) ;;
+          line=$(bash "$SHARED/run.sh" "$peer-c" "$mode" "$conc" "$SECS" 8 | tail -n 1) ;;
       esac
       echo "round=$round label=$peer $line" | tee -a "$OUT" >&2
     done

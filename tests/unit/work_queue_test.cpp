@@ -83,12 +83,21 @@ TEST(WorkQueue, TheFirstIdleWorkerLeadsTheOthersFollow) {
   EXPECT_FALSE(first.item);
   auto follower = std::async(std::launch::async, [&] { return q.wait_turn(); });
   ASSERT_TRUE(idle_reaches(q, 2));  // the leader and one follower
-  // A push goes to the sleeping follower; the leader's wake-up stays down.
+  // A push wakes the leader, which sleeps anyway; the follower sleeps on.
   int v = 7;
   ASSERT_TRUE(q.try_push(v));
+  EXPECT_TRUE(readable(q.wake_fd()));
+  EXPECT_EQ(follower.wait_for(50ms), std::future_status::timeout);
+  // A second push while the leader's wake-up is still pending is more work than the leader: it
+  // wakes the follower, which takes the first item (FIFO).
+  int w = 8;
+  ASSERT_TRUE(q.try_push(w));
   auto got = follower.get();
   EXPECT_EQ(got.item, 7);
-  EXPECT_FALSE(readable(q.wake_fd()));
+  consume(q.wake_fd());
+  q.woken();
+  q.end_lead();
+  EXPECT_EQ(q.try_pop(), 8);
 }
 
 TEST(WorkQueue, WithNoFollowerAPushWakesTheLeaderOnce) {
