@@ -617,19 +617,24 @@ TEST(Hardening, SlowLorisClientsHoldNoWorkerBetweenTheirBytes) {
   std::atomic<bool> done{false};
   std::vector<std::thread> tricklers;
   std::vector<long> lasted_ms(8, -1);
+  std::atomic<int> begun{0};  // tricklers that have sent a byte of their second request
   for (int i = 0; i < 8; ++i) {
     tricklers.emplace_back([&, i] {
       Client c = Client::connect(srv.port());
       if (!c.send("hello\n") || c.line(5s) != "Hello from the server!\n") return;
       const auto start = std::chrono::steady_clock::now();
+      bool first = true;
       while (!done && since(start) < 8s) {
-        if (!c.send("a", 200ms) || c.closed_within(100ms)) break;
+        if (!c.send("a", 200ms)) break;
+        if (std::exchange(first, false)) ++begun;
+        if (c.closed_within(100ms)) break;
       }
       lasted_ms[static_cast<std::size_t>(i)] = static_cast<long>(since(start).count());
     });
   }
-  ASSERT_TRUE(eventually([&] { return srv.server().stats().requests >= 8; }, 10s));
-  std::this_thread::sleep_for(300ms);  // every trickler is part-way into its second request
+  // Every trickler is part-way into its second request, and the server has read such bytes.
+  ASSERT_TRUE(
+      eventually([&] { return begun == 8 && srv.server().stats().bytes_in >= 8 * (6 + 1); }, 10s));
   std::chrono::milliseconds worst{0};
   for (int i = 0; i < 10; ++i) {
     const auto start = std::chrono::steady_clock::now();

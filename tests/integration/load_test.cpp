@@ -152,10 +152,11 @@ TEST(Load, PercentilesAreNullWhenNothingSucceeded) {
 }
 
 TEST(Load, SigintEndsTheRunAndKeepsItsResults) {
-  Tcpd srv({"--quiet"});
-  Process p({TCPC_BIN, "--host", "127.0.0.1", "--port", std::to_string(srv.port), "--duration",
+  InProcessServer srv(test_config());
+  Process p({TCPC_BIN, "--host", "127.0.0.1", "--port", std::to_string(srv.port()), "--duration",
              "60", "--concurrency", "2", "--json"});
-  std::this_thread::sleep_for(500ms);
+  // Interrupted once it has results to keep.
+  ASSERT_TRUE(eventually([&] { return srv.server().stats().requests >= 20; }, 20s));
   const auto start = std::chrono::steady_clock::now();
   p.signal(SIGINT);
   auto r = p.wait(20s);

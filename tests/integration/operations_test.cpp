@@ -382,7 +382,8 @@ TEST(HealthChecks, LineReplyThenResetCountsAsServedAndAHalfRequestResetAsReset) 
     ASSERT_TRUE(half.send("x\n"));
     ASSERT_TRUE(half.line());
     ASSERT_TRUE(half.send("half a req"));
-    std::this_thread::sleep_for(50ms);  // the partial request reaches the server first
+    // The partial request reaches the server before the reset does.
+    ASSERT_TRUE(eventually([&] { return srv.server().stats().bytes_in == 19; }));  // 7 + 2 + 10
     half.reset();
   }
   ASSERT_TRUE(eventually([&] { return srv.server().stats().ended() == 2; }));

@@ -164,8 +164,9 @@ TEST_F(Protocol, CountersAddUpToAccepted) {
 }
 
 TEST_F(Protocol, AcceptorOutlivesQuietPeriods) {
-  // Accepted sockets inherit the listener's SO_RCVTIMEO (the idle timeout), which also makes
-  // accept() time out now and then: that must be a non-event.
+  // The acceptor's set has a timer for new connections' idle deadlines, and the acceptor
+  // sleeps through quiet periods longer than them: waking for nothing must be a non-event. (The
+  // quiet period is the scenario, so this one sleeps.)
   cfg.idle_timeout = 100ms;
   InProcessServer srv(cfg);
   std::this_thread::sleep_for(350ms);
