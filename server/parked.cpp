@@ -6,6 +6,7 @@
 #include <sys/timerfd.h>
 
 #include <algorithm>
+#include <array>
 #include <cerrno>
 #include <cstring>
 #include <system_error>
@@ -230,14 +231,44 @@ void Parked::on_lingering(int fd) {
   forget(fd);  // the peer closed (or no registration): e.fd closes now
 }
 
-Parked::Woken Parked::wait(int timeout_ms) {
-  epoll_event ev{};
-  const int n = ::epoll_wait(epoll_.get(), &ev, 1, timeout_ms);
-  if (n <= 0) {
-    if (n < 0 && errno != EINTR) log_at(LogLevel::error, "epoll_wait: {}", std::strerror(errno));
-    return {std::nullopt, 0, true};
+// A kept event handed out after others have run is like one that lost a race: its session may
+// have been closed by the timer or the drain meanwhile, or its descriptor number reused. The
+// handling (on_event) allows for both: at worst a worker reads nothing and parks it again.
+bool Parked::next_kept(uint64_t& key) {
+  if (kept_.load(std::memory_order_acquire) == 0) return false;
+  std::lock_guard lock(mu_);
+  if (kept_head_ == kept_keys_.size()) return false;
+  key = kept_keys_[kept_head_++];
+  if (kept_head_ == kept_keys_.size()) {
+    kept_keys_.clear();
+    kept_head_ = 0;
   }
-  const uint64_t key = ev.data.u64;
+  kept_.store(kept_keys_.size() - kept_head_, std::memory_order_release);
+  return true;
+}
+
+void Parked::keep(const epoll_event* events, int n) {
+  std::lock_guard lock(mu_);
+  for (int i = 0; i < n; ++i) kept_keys_.push_back(events[i].data.u64);
+  kept_.store(kept_keys_.size() - kept_head_, std::memory_order_release);
+}
+
+Parked::Woken Parked::wait(int timeout_ms) {
+  uint64_t key = 0;
+  if (!next_kept(key)) {
+    std::array<epoll_event, kBatch> got{};
+    const int n = ::epoll_wait(epoll_.get(), got.data(), keep_registered_ ? kBatch : 1, timeout_ms);
+    if (n <= 0) {
+      if (n < 0 && errno != EINTR) log_at(LogLevel::error, "epoll_wait: {}", std::strerror(errno));
+      return {std::nullopt, 0, true};
+    }
+    key = got[0].data.u64;
+    if (n > 1) keep(got.data() + 1, n - 1);
+  }
+  return on_event(key);
+}
+
+Parked::Woken Parked::on_event(uint64_t key) {
   if (key == kTimerTag) {
     on_timer();
     return {};

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
@@ -12,6 +13,8 @@
 #include "clock.hpp"
 #include "fd.hpp"
 #include "session.hpp"
+
+struct epoll_event;
 
 namespace tcpd {
 
@@ -77,8 +80,15 @@ class Parked {
     bool timed_out = false;          // nothing happened
   };
   // Waits up to `timeout_ms` (-1: no limit) for one event. Empty when it was the timer's or a
-  // lingering close's (handled here), or on timeout.
+  // lingering close's (handled here), or on timeout. The workers' set takes up to kBatch events
+  // per epoll_wait() and keeps the rest, in order, for the next calls from any thread: a worker
+  // back from a request then finds the next ready session without a system call.
   Woken wait(int timeout_ms);
+  static constexpr int kBatch = 16;
+  // Events taken from the kernel and not handed out yet: no epoll_wait() will report them
+  // again, so a thread about to sleep inside a request must see that someone hands them out
+  // (WorkQueue::lend_lead).
+  [[nodiscard]] bool has_kept() const { return kept_.load(std::memory_order_acquire) > 0; }
 
   // The drain: idle sessions that have been answered close now (counted as served); those with
   // input waiting stay until a thread takes them; the rest (new ones that have sent nothing,
@@ -116,6 +126,9 @@ class Parked {
   void on_timer();
   bool keep_lingering(int raw, Fd& fd, bool registered, Millis quiet, Clock::time_point cap);
   void on_lingering(int fd);
+  bool next_kept(uint64_t& key);
+  void keep(const epoll_event* events, int n);
+  Woken on_event(uint64_t key);
   bool trim_due(Clock::time_point now);  // mu_ held
   void expired(std::vector<Entry>& entries);
 
@@ -129,6 +142,10 @@ class Parked {
   // A min-heap (std::push_heap with std::greater), lazy: it may hold stale keys (an entry's
   // `indexed` tells its live one); compact() drops them when they outnumber the entries.
   std::vector<Due> deadlines_;
+  // The keys of events an epoll_wait() returned beyond the one it handed out, oldest first.
+  std::vector<uint64_t> kept_keys_;
+  std::size_t kept_head_ = 0;
+  std::atomic<std::size_t> kept_{0};  // how many of kept_keys_ are left: read without mu_
   std::size_t sessions_ = 0;
   std::size_t lingering_ = 0;
   Clock::time_point armed_ = Clock::time_point::max();

@@ -70,7 +70,8 @@ struct Server::Impl {
         stats(config.workers),
         queue(config.queue),
         stop_fd(make_eventfd()),
-        env{config, stats, stop_fd.get(), draining, drain_deadline, [this] { queue.lend_lead(); }},
+        env{config,   stats,          stop_fd.get(),
+            draining, drain_deadline, [this] { queue.lend_lead(parked.has_kept()); }},
         parked(env, true, true),
         waiting_new(env, false, false),
         spare(open_spare()) {

@@ -85,12 +85,17 @@ class WorkQueue {
   }
 
   // A worker may sleep inside a request (simulated work, a slow client's pause): if nobody leads,
-  // a follower does, so that ready sessions do not wait for that request to end.
-  void lend_lead() {
+  // a follower does, so that ready sessions do not wait for that request to end. `kept`: work
+  // was taken from the epoll set and not handed out yet (Parked::has_kept()), which a leader
+  // asleep in epoll_wait() would not hear of: it is woken to hand it out.
+  void lend_lead(bool kept = false) {
     std::unique_lock lock(mu_);
     const bool promote = !leader_ && followers_ > 0;
+    const bool raise = kept && leader_ && !wake_raised_;
+    if (raise) wake_raised_ = true;
     lock.unlock();
     if (promote) cv_.notify_one();
+    if (raise) raise_eventfd(wake_.get());
   }
 
   // Whoever's wait returned wake_fd()'s event (the leader, or a worker looking without sleeping,

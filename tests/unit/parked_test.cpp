@@ -8,9 +8,11 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <thread>
+#include <vector>
 
 #include "eventfd.hpp"
 
@@ -215,6 +217,40 @@ TEST(Parked, OneEventGoesToExactlyOneOfManyWaitingThreads) {
   ASSERT_EQ(::write(peer.get(), "x", 1), 1);
   for (auto& t : waiters) t.join();
   EXPECT_EQ(handed, 1);
+}
+
+TEST(Parked, OneWaitTakesSeveralEventsAndHandsOutTheKeptOnesFirst) {
+  // The workers' set takes the ready events of one epoll_wait() together and keeps the rest:
+  // each session is still handed out exactly once, and the kept ones before newer events.
+  Env e;
+  Parked parked(e.env, true, false);
+  std::vector<tcpd::Fd> peers;
+  std::vector<int> fds;
+  for (int i = 0; i < 4; ++i) {
+    auto [s, peer] = make_pair();
+    fds.push_back(s.fd.get());
+    ASSERT_EQ(parked.park(s), Park::parked);
+    peers.push_back(std::move(peer));
+  }
+  for (int i = 0; i < 3; ++i) ASSERT_EQ(::write(peers[i].get(), "x", 1), 1);
+  std::vector<Session> out;
+  auto first = parked.wait(1000);
+  ASSERT_TRUE(first.session);
+  out.push_back(std::move(*first.session));
+  EXPECT_TRUE(parked.has_kept());  // the other two came with it
+  ASSERT_EQ(::write(peers[3].get(), "x", 1), 1);
+  for (int i = 0; i < 3; ++i) {
+    auto w = parked.wait(1000);
+    ASSERT_TRUE(w.session) << i;
+    out.push_back(std::move(*w.session));
+  }
+  EXPECT_FALSE(parked.has_kept());
+  EXPECT_TRUE(parked.wait(0).timed_out);  // nothing twice
+  std::vector<int> first_three;
+  for (int i = 0; i < 3; ++i) first_three.push_back(out[i].fd.get());
+  std::sort(first_three.begin(), first_three.end());
+  EXPECT_EQ(first_three, std::vector<int>(fds.begin(), fds.begin() + 3));
+  EXPECT_EQ(out[3].fd.get(), fds[3]);  // the newer event came after the kept ones
 }
 
 TEST(Parked, AnIdleSessionIsClosedAtItsIdleDeadline) {

@@ -120,6 +120,25 @@ TEST(WorkQueue, WithNoFollowerAPushWakesTheLeaderOnce) {
   EXPECT_TRUE(readable(q.wake_fd()));
 }
 
+TEST(WorkQueue, AWorkerAboutToBlockWithWorkKeptWakesTheSleepingLeader) {
+  // Events the parked set took from the kernel and kept for later are not reported again: a
+  // leader asleep in epoll_wait() must be woken to hand them out, or they wait for the request
+  // the worker is about to sleep in.
+  WorkQueue<int> q(8);
+  ASSERT_TRUE(q.wait_turn().lead);
+  q.lend_lead();  // nothing kept: the leader sleeps on
+  EXPECT_FALSE(readable(q.wake_fd()));
+  q.lend_lead(true);
+  EXPECT_TRUE(readable(q.wake_fd()));
+  consume(q.wake_fd());
+  q.lend_lead(true);  // raised and not seen yet: once is enough
+  EXPECT_FALSE(readable(q.wake_fd()));
+  q.woken();
+  q.end_lead();
+  q.lend_lead(true);  // nobody leads and nobody follows: nobody to wake
+  EXPECT_FALSE(readable(q.wake_fd()));
+}
+
 TEST(WorkQueue, ALeaderThatLeavesWakesNobodyUntilAWorkerWillBlock) {
   WorkQueue<int> q(8);
   ASSERT_TRUE(q.wait_turn().lead);
