@@ -1,0 +1,82 @@
+#!/usr/bin/env bash
+# Keep-alive A/B with a client that is not the bottleneck: tcpc's load mode (one event-loop
+# thread, on CPU 1) against tcpd binaries (8 workers) and shared/bench's Asio server (2 threads), each on
+# CPU 0, in alternating rounds. shared/bench's loadgen drives a thread per connection and its
+# core saturates first, so there rps measures the client; here the server's core is the one
+# that saturates, so rps measures the server. Prints medians of rps, server CPU µs per request
+# and the client's and server's share of their cores; each run's line also goes to stderr.
+# Usage: scripts/bench_serverbound.sh [LABEL=]TCPD...   (labels default to the file names;
+#   env: ROUNDS=3, SECONDS_PER_RUN=4, CONCS="8 64 256")
+# Needs build/release/bin/tcpc and shared/bench's asio (BENCH_BIN, default /tmp/tcpd-bench).
+set -euo pipefail
+[[ $# -ge 1 ]] || { sed -n '2,11p' "$0"; exit 2; }
+LABELS=() BINS=()
+for arg in "$@"; do
+  if [[ $arg == *=* ]]; then LABELS+=("${arg%%=*}"); BINS+=("$(realpath "${arg#*=}")")
+  else LABELS+=("$(basename "$arg")"); BINS+=("$(realpath "$arg")"); fi
+done
+cd "$(dirname "$0")/.."
+ROUNDS=${ROUNDS:-3} SECS=${SECONDS_PER_RUN:-4}
+TCPC=build/release/bin/tcpc
+ASIO=${BENCH_BIN:-/tmp/tcpd-bench}/asio
+[[ -x $TCPC && -x $ASIO ]] || { echo "bench_serverbound.sh: needs $TCPC and $ASIO" >&2; exit 2; }
+source scripts/lib/ports.sh
+OUT=$(mktemp)
+SPID=""
+cleanup() {
+  if [[ -n $SPID ]]; then kill -TERM "$SPID" 2>/dev/null || true; fi
+  wait 2>/dev/null || true
+  rm -f "$OUT"
+}
+trap cleanup EXIT
+HZ=$(getconf CLK_TCK)
+# utime + stime of every thread of the process, in clock ticks.
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+
+# one LABEL CONC SERVER_ARGV...: one run; the server gets --port appended.
+one() {
+  local label=$1 conc=$2 port t0 t1 json
+  shift 2
+  port=$(free_port)
+  taskset -c 0 "$@" --port "$port" >/dev/null 2>&1 &
+  SPID=$!
+  wait_listening "$port" || { echo "bench_serverbound.sh: $label did not listen" >&2; exit 1; }
+  t0=$(cpu_ticks "$SPID")
+  json=$(taskset -c 1 "$TCPC" --host 127.0.0.1 --port "$port" --keepalive --concurrency "$conc" \
+    --threads 1 --duration "$SECS" --json --quiet || true)
+  t1=$(cpu_ticks "$SPID")
+  kill -TERM "$SPID" 2>/dev/null || true
+  wait "$SPID" 2>/dev/null || true
+  SPID=""
+  echo "label=$label conc=$conc srv_ticks=$((t1 - t0)) hz=$HZ $(python3 -c '
+import json, sys
+d = json.loads(sys.argv[1])
+print(" ".join(f"{k}={d[k]}" for k in ("requests", "failed", "rps", "seconds", "client_cpu_s")))
+' "$json")" | tee -a "$OUT" >&2
+}
+
+for round in $(seq "$ROUNDS"); do
+  for conc in ${CONCS:-8 64 256}; do
+    for i in "${!BINS[@]}"; do one "${LABELS[$i]}" "$conc" "${BINS[$i]}" --workers 8 --quiet; done
+    one asio "$conc" "$ASIO" --workers 2
+  done
+  echo "round $round done" >&2
+done
+
+python3 - "$OUT" <<'PY'
+import collections, re, statistics, sys
+rows = collections.defaultdict(list)
+for line in open(sys.argv[1]):
+    kv = dict(re.findall(r'(\w+)=(\S+)', line))
+    req, secs = int(kv['requests']), float(kv['seconds'])
+    srv_s = int(kv['srv_ticks']) / int(kv['hz'])
+    rows[(int(kv['conc']), kv['label'])].append(
+        (float(kv['rps']), srv_s * 1e6 / max(req, 1), srv_s / secs,
+         float(kv['client_cpu_s']) / secs, int(kv['failed'])))
+print("| keep-alive C | server | rps | server CPU µs/req | server core busy | client core busy | failed |")
+print("|---|---|---|---|---|---|---|")
+for (conc, label), r in sorted(rows.items()):
+    med = lambda i: statistics.median(x[i] for x in r)
+    print(f"| {conc} | {label} | {med(0):.0f} | {med(1):.2f} | {med(2):.2f} | {med(3):.2f} | "
+          f"{sum(x[4] for x in r)} |")
+PY
