@@ -70,8 +70,7 @@ struct Server::Impl {
         stats(config.workers),
         queue(config.queue),
         stop_fd(make_eventfd()),
-        env{config,   stats,          stop_fd.get(),
-            draining, drain_deadline, [this] { queue.lend_lead(parked.has_kept()); }},
+        env{config, stats, stop_fd.get(), draining, drain_deadline, [this] { will_block(); }},
         parked(env, true, true),
         waiting_new(env, false, false),
         spare(open_spare()) {
@@ -98,6 +97,8 @@ struct Server::Impl {
   void serve_one(Session& s, std::string& scratch);
   void end(Session& s, Outcome outcome, bool linger);
   void finish_if_drained();
+  // A worker is about to sleep inside a request: see WorkQueue::lend_lead.
+  void will_block() { queue.lend_lead(parked.has_kept()); }
   void drain();
   void accept_backlog();
   void stop_threads();

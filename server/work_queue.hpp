@@ -21,12 +21,11 @@ namespace tcpd {
 // this queue's condition variable. A push wakes the leader (through wake_fd(), which is in the
 // epoll set) when it sleeps there and has not been raised yet, else a follower: the thread that
 // is asleep anyway takes the new connection, and a follower wakes only for more work than that
-// (a one-shot connection then costs 1.2 voluntary switches, not 1.6). A leader that leaves to
-// serve wakes nobody:
-// workers that finish a request look for the next ready one themselves, without sleeping, and
-// only a worker about to sleep inside a request hands the lead to a follower (lend_lead). So one
-// ready socket wakes at most one thread, and under load workers rarely sleep at all (the cost
-// that matters: each sleep is a context switch).
+// (fewer voluntary switches per one-shot connection: docs/BENCHMARKS.md, "Third step"). A
+// leader that leaves to serve wakes nobody: workers that finish a request look for the next
+// ready one themselves, without sleeping, and only a worker about to sleep inside a request
+// hands the lead to a follower (lend_lead). So one ready socket wakes at most one thread, and
+// under load workers rarely sleep at all (the cost that matters: each sleep is a context switch).
 template <typename T>
 class WorkQueue {
  public:
