@@ -1,15 +1,15 @@
 #!/usr/bin/env bash
 # Keep-alive A/B with a client that is not the bottleneck: tcpc's load mode (one event-loop
-# thread, on CPU 1) against tcpd binaries (8 workers) and shared/bench's Asio server (2 threads), each on
-# CPU 0, in alternating rounds. shared/bench's loadgen drives a thread per connection and its
-# core saturates first, so there rps measures the client; here the server's core is the one
-# that saturates, so rps measures the server. Prints medians of rps, server CPU µs per request
-# and the client's and server's share of their cores; each run's line also goes to stderr.
+# thread, on CPU 1) against tcpd binaries (8 workers) and shared/bench's Asio server (2 threads),
+# each on CPU 0, in alternating rounds. shared/bench's loadgen drives a thread per connection and
+# its core saturates first, so there rps measures the client; here the server's core is the one
+# that saturates, so rps measures the server. Prints medians of rps, server CPU µs per request and
+# the client's and server's share of their cores; each run's line also goes to stderr.
 # Usage: scripts/bench_serverbound.sh [LABEL=]TCPD...   (labels default to the file names;
 #   env: ROUNDS=3, SECONDS_PER_RUN=4, CONCS="8 64 256")
 # Needs build/release/bin/tcpc and shared/bench's asio (BENCH_BIN, default /tmp/tcpd-bench).
 set -euo pipefail
-[[ $# -ge 1 ]] || { sed -n '2,11p' "$0"; exit 2; }
+[[ $# -ge 1 ]] || { sed -n '2,10p' "$0"; exit 2; }
 LABELS=() BINS=()
 for arg in "$@"; do
   if [[ $arg == *=* ]]; then LABELS+=("${arg%%=*}"); BINS+=("$(realpath "${arg#*=}")")
@@ -44,6 +44,10 @@ one() {
   t0=$(cpu_ticks "$SPID")
   json=$(taskset -c 1 "$TCPC" --host 127.0.0.1 --port "$port" --keepalive --concurrency "$conc" \
     --threads 1 --duration "$SECS" --json --quiet || true)
+  if [[ -z $json ]]; then
+    echo "bench_serverbound.sh: tcpc printed no result against $label" >&2
+    exit 1
+  fi
   t1=$(cpu_ticks "$SPID")
   kill -TERM "$SPID" 2>/dev/null || true
   wait "$SPID" 2>/dev/null || true

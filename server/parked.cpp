@@ -256,7 +256,7 @@ void Parked::keep(const epoll_event* events, int n) {
 Parked::Woken Parked::wait(int timeout_ms) {
   uint64_t key = 0;
   if (!next_kept(key)) {
-    std::array<epoll_event, kBatch> got{};
+    std::array<epoll_event, kBatch> got;  // not zeroed: epoll_wait fills the first n
     const int n = ::epoll_wait(epoll_.get(), got.data(), keep_registered_ ? kBatch : 1, timeout_ms);
     if (n <= 0) {
       if (n < 0 && errno != EINTR) log_at(LogLevel::error, "epoll_wait: {}", std::strerror(errno));
