@@ -4,13 +4,10 @@
 
 namespace tcpd {
 
-void Fd::reset(int fd) noexcept {
-  if (fd_ >= 0) {
-    // Linux releases the descriptor even when close() reports EINTR, so never retry:
-    // a retry could close a descriptor another thread has just been given.
-    ::close(fd_);
-  }
-  fd_ = fd;
+void Fd::close_fd(int fd) noexcept {
+  // Linux releases the descriptor even when close() reports EINTR, so never retry: a retry
+  // could close a descriptor another thread has just been given.
+  ::close(fd);
 }
 
 }  // namespace tcpd

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <utility>
 
 namespace tcpd {
 
@@ -53,17 +54,26 @@ LineFramer::Next LineFramer::next() {
   return {Status::line, line};
 }
 
-void LineFramer::clear() {
-  begin_ = scanned_ = end_;
-  release_if_empty();
-}
-
 void LineFramer::release_if_empty() {
   if (begin_ == end_) {
     buf_.reset();
     cap_ = 0;
     begin_ = scanned_ = end_ = 0;
   }
+}
+
+void LineFramer::borrow(Buffer& b) {
+  if (buf_ || !b.bytes) return;
+  buf_ = std::move(b.bytes);
+  cap_ = std::exchange(b.cap, 0);
+  begin_ = scanned_ = end_ = 0;
+}
+
+void LineFramer::give_back(Buffer& b, std::size_t max_cap) {
+  if (begin_ != end_ || !buf_ || b.bytes || cap_ > max_cap) return;
+  b.bytes = std::move(buf_);
+  b.cap = std::exchange(cap_, 0);
+  begin_ = scanned_ = end_ = 0;
 }
 
 }  // namespace tcpd

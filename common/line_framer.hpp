@@ -31,9 +31,21 @@ class LineFramer {
   [[nodiscard]] std::string_view pending() const { return {buf_.get() + begin_, end_ - begin_}; }
   [[nodiscard]] bool empty() const { return begin_ == end_; }
   [[nodiscard]] std::size_t capacity() const { return cap_; }
-  // Drops the pending bytes (they were answered some other way) and frees the buffer if idle.
-  void clear();
+  // Drops the pending bytes (they were answered some other way); the buffer stays.
+  void clear() { begin_ = scanned_ = end_ = 0; }
   void release_if_empty();
+
+  // A receive buffer that outlives the framers it serves: a worker's, lent to each session it
+  // serves so that a request costs no allocation while idle sessions hold no buffer.
+  struct Buffer {
+    std::unique_ptr<char[]> bytes;
+    std::size_t cap = 0;
+  };
+  // A framer with no buffer of its own takes `b`'s (when it has one).
+  void borrow(Buffer& b);
+  // An empty framer gives its buffer to `b` (when `b` has none and it is at most `max_cap`
+  // bytes: one long request must not leave its worker holding that much); else it keeps it.
+  void give_back(Buffer& b, std::size_t max_cap);
 
  private:
   std::size_t max_;

@@ -96,7 +96,8 @@ Parked::Entry* Parked::enter(int fd, bool registered, uint32_t events) {
 Parked::Entry Parked::take(std::unordered_map<int, Entry>::iterator it, bool closing) {
   Entry& e = it->second;
   Entry out;
-  out.session = std::exchange(e.session, std::nullopt);
+  out.session = std::move(e.session);
+  e.session.reset();
   out.fd = std::move(e.fd);
   out.deadline = e.deadline;
   out.quiet = e.quiet;

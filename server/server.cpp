@@ -94,7 +94,7 @@ struct Server::Impl {
   std::optional<Session> next_session(bool& queue_first);
   std::optional<Session> take_ready(bool& queue_first);
   std::optional<Session> from_queue();
-  void serve_one(Session& s, std::string& scratch);
+  void serve_one(Session& s, Scratch& scratch);
   void end(Session& s, Outcome outcome, bool linger);
   void finish_if_drained();
   // A worker is about to sleep inside a request: see WorkQueue::lend_lead.
@@ -334,9 +334,11 @@ void Server::Impl::end(Session& s, Outcome outcome, bool linger) {
   s.fd.reset();
 }
 
-void Server::Impl::serve_one(Session& s, std::string& scratch) {
+void Server::Impl::serve_one(Session& s, Scratch& scratch) {
   for (;;) {
-    Verdict v = serve(s, env, scratch);
+    s.framer.borrow(scratch.in);
+    Verdict v = serve(s, env, scratch.out);
+    s.framer.give_back(scratch.in, kKeptReceiveBuffer);
     if (v.kind == Verdict::Kind::close) {
       end(s, v.outcome, v.linger);
       return;
@@ -412,7 +414,7 @@ std::optional<Session> Server::Impl::next_session(bool& queue_first) {
 
 void Server::Impl::work(unsigned index) {
   stats.bind_thread(index);
-  std::string scratch;
+  Scratch scratch;
   bool queue_first = true;
   while (auto item = next_session(queue_first)) {
     try {
@@ -425,9 +427,9 @@ void Server::Impl::work(unsigned index) {
       } else {
         stats.ended(Outcome::error);  // lost while being handed on
       }
-      std::string().swap(scratch);
+      scratch = Scratch{};
     }
-    if (scratch.capacity() > 2 * kReplyBuffer) std::string().swap(scratch);
+    if (scratch.out.capacity() > 2 * kReplyBuffer) std::string().swap(scratch.out);
   }
   queue.wake_leader();  // the leader may be asleep in epoll_wait(): it leaves too
 }

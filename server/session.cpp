@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <optional>
+#include <utility>
 
 #include "log.hpp"
 #include "socket.hpp"
@@ -156,37 +157,46 @@ void finish(const Session& s, Outcome outcome, const SessionEnv& env) {
 
 namespace {
 
-// Writes the replies gathered in `out` and counts them once they are out.
-std::optional<Verdict> flush(Session& s, const SessionEnv& env, std::string& out,
-                             uint64_t& replies) {
-  if (out.empty()) return std::nullopt;
-  IoResult r = write_out(s, out, env);
-  out.clear();
+// The replies gathered in one turn, not written yet.
+struct Batch {
+  std::string& out;
+  uint64_t replies = 0;
+  Clock::time_point sent{};  // when the last write ended: one clock read per write
+};
+
+void count_replies(Session& s, const SessionEnv& env, Batch& b, uint64_t n) {
+  b.sent = Clock::now();
+  s.replies += n;
+  env.stats.replies(n, s.request_started, b.sent);
+}
+
+// Writes the replies gathered and counts them once they are out.
+std::optional<Verdict> flush(Session& s, const SessionEnv& env, Batch& b) {
+  if (b.out.empty()) return std::nullopt;
+  IoResult r = write_out(s, b.out, env);
+  b.out.clear();
   if (r.status != IoStatus::ok) return close_with(outcome_of(r.status, env));
-  s.replies += replies;
-  env.stats.replies(replies, s.request_started, Clock::now());
-  replies = 0;
+  count_replies(s, env, b, std::exchange(b.replies, 0));
   return std::nullopt;
 }
 
-// Adds one reply to `out`, writing first whenever kReplyBuffer bytes would be exceeded; a
-// reply longer than that is written on its own, from where it already is.
-std::optional<Verdict> add_reply(Session& s, const SessionEnv& env, std::string& out,
-                                 uint64_t& replies, std::string_view reply) {
-  if (out.size() + reply.size() + 1 > kReplyBuffer) {
-    if (auto v = flush(s, env, out, replies)) return v;
+// Adds one reply, writing first whenever kReplyBuffer bytes would be exceeded; a reply longer
+// than that is written on its own, from where it already is.
+std::optional<Verdict> add_reply(Session& s, const SessionEnv& env, Batch& b,
+                                 std::string_view reply) {
+  if (b.out.size() + reply.size() + 1 > kReplyBuffer) {
+    if (auto v = flush(s, env, b)) return v;
   }
   if (reply.size() + 1 > kReplyBuffer) {
     IoResult r = write_out(s, reply, env);
     if (r.status == IoStatus::ok) r = write_out(s, "\n", env);
     if (r.status != IoStatus::ok) return close_with(outcome_of(r.status, env));
-    ++s.replies;
-    env.stats.replies(1, s.request_started, Clock::now());
+    count_replies(s, env, b, 1);
     return std::nullopt;
   }
-  out += reply;
-  out += '\n';
-  ++replies;
+  b.out += reply;
+  b.out += '\n';
+  ++b.replies;
   return std::nullopt;
 }
 
@@ -195,28 +205,28 @@ std::optional<Verdict> answer_ready(Session& s, const SessionEnv& env, std::stri
                                     bool& answered) {
   const ServerConfig& cfg = env.config;
   out.clear();
-  uint64_t replies = 0;
+  Batch b{out};
   const uint64_t before = s.replies;
   for (;;) {
     LineFramer::Next next = s.framer.next();
     if (next.status == LineFramer::Status::need_more) break;
     if (next.status == LineFramer::Status::too_long) {
       out += kErrTooLong;
-      if (auto v = flush(s, env, out, replies)) return v;
+      if (auto v = flush(s, env, b)) return v;
       return close_with(Outcome::too_long, true);
     }
     s.line_client = true;
     if (cfg.delay.count() > 0) simulated_work(env);
     const std::string_view reply = cfg.mode == Mode::echo ? next.line : cfg.reply;
-    if (auto v = add_reply(s, env, out, replies, reply)) return v;
+    if (auto v = add_reply(s, env, b, reply)) return v;
   }
-  if (auto v = flush(s, env, out, replies)) return v;
+  if (auto v = flush(s, env, b)) return v;
   if (s.replies == before) {
     if (s.framer.empty()) s.request_deadline = Clock::time_point::max();
     return std::nullopt;
   }
   answered = true;
-  const auto now = Clock::now();
+  const auto now = b.sent;
   s.idle_deadline = now + cfg.idle_timeout;
   // Each request has its own whole-request deadline. The bytes left after the last newline
   // began the next request in the latest read; its clock starts no earlier than now, once the

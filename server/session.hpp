@@ -72,6 +72,16 @@ struct SessionEnv {
   std::function<void()> will_block{};
 };
 
+// What a worker reuses from one session to the next: its reply buffer, and its receive buffer,
+// lent to each session while the worker has it (an idle session holds no buffer, and a request
+// costs no allocation).
+struct Scratch {
+  std::string out;
+  LineFramer::Buffer in;
+};
+// A receive buffer grown past this by a long request is not kept.
+inline constexpr std::size_t kKeptReceiveBuffer = std::size_t{64} * 1024;
+
 // Serves `s` with blocking I/O while its client's bytes are there: answers every complete
 // request, then returns park once the next bytes are not there yet (between requests, or part-way
 // through a line client's request), or close. `scratch` is the worker's reply buffer, reused

@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <memory>
 #include <string>
 
 using tcpd::LineFramer;
@@ -95,5 +96,50 @@ TEST(LineFramer, ReleaseFreesTheBufferOnlyWhenEmpty) {
   EXPECT_EQ(f.pending(), "abc");
   f.clear();
   EXPECT_TRUE(f.empty());
+  f.release_if_empty();
   EXPECT_EQ(f.capacity(), 0u);
+}
+
+TEST(LineFramer, ABorrowedBufferGoesBackWhenTheFramerIsEmpty) {
+  LineFramer::Buffer worker;
+  LineFramer a(100);
+  a.prepare(64);  // as the server does: room for a whole read
+  a.append("first\n");
+  const std::size_t cap = a.capacity();
+  a.give_back(worker, 1024);  // a request is pending: the framer keeps its buffer
+  EXPECT_EQ(worker.bytes, nullptr);
+  EXPECT_EQ(next_line(a), "first");
+  a.give_back(worker, 1024);
+  ASSERT_NE(worker.bytes, nullptr);
+  EXPECT_EQ(worker.cap, cap);
+  EXPECT_EQ(a.capacity(), 0u);
+
+  // The next session receives into the same bytes, with no allocation.
+  const char* bytes = worker.bytes.get();
+  LineFramer b(100);
+  b.borrow(worker);
+  EXPECT_EQ(worker.bytes, nullptr);
+  EXPECT_EQ(b.prepare(8), bytes);
+  b.append("second\npart");
+  EXPECT_EQ(next_line(b), "second");
+  b.give_back(worker, 1024);  // "part" is pending: kept
+  EXPECT_EQ(worker.bytes, nullptr);
+  EXPECT_EQ(b.pending(), "part");
+
+  // A framer with bytes of its own does not take the worker's.
+  worker.bytes = std::make_unique<char[]>(16);
+  worker.cap = 16;
+  b.borrow(worker);
+  EXPECT_NE(worker.bytes, nullptr);
+  EXPECT_EQ(b.pending(), "part");
+}
+
+TEST(LineFramer, ABufferGrownPastTheLimitIsNotGivenBack) {
+  LineFramer::Buffer worker;
+  LineFramer f(1 << 20);
+  f.append(std::string(100000, 'x') + "\n");
+  EXPECT_EQ(next_line(f).size(), 100000u);
+  f.give_back(worker, 4096);
+  EXPECT_EQ(worker.bytes, nullptr);
+  EXPECT_GT(f.capacity(), 4096u);  // freed with the framer (or release_if_empty), not kept
 }
