@@ -10,26 +10,17 @@
 # Needs build/release/bin/tcpc and shared/bench's asio (BENCH_BIN, default /tmp/tcpd-bench).
 set -euo pipefail
 [[ $# -ge 1 ]] || { sed -n '2,10p' "$0"; exit 2; }
-LABELS=() BINS=()
-for arg in "$@"; do
-  if [[ $arg == *=* ]]; then LABELS+=("${arg%%=*}"); BINS+=("$(realpath "${arg#*=}")")
-  else LABELS+=("$(basename "$arg")"); BINS+=("$(realpath "$arg")"); fi
-done
+source "$(dirname "$0")/lib/ab.sh"
+ab_args "$@"
 cd "$(dirname "$0")/.."
 COUNT=${COUNT:-40000}
 TCPC=$PWD/build/release/bin/tcpc
 ASIO=${BENCH_BIN:-/tmp/tcpd-bench}/asio
-[[ -x $TCPC && -x $ASIO ]] || { echo "bench_instructions.sh: needs $TCPC and $ASIO" >&2; exit 2; }
+ab_tools bench_instructions.sh "$TCPC" "$ASIO"
 command -v callgrind_control >/dev/null || scripts/deps.sh valgrind
 source scripts/lib/ports.sh
 WORK=$(mktemp -d)
-SPID=""
-cleanup() {
-  if [[ -n $SPID ]]; then kill -TERM "$SPID" 2>/dev/null || true; fi
-  wait 2>/dev/null || true
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
+trap 'ab_cleanup "$WORK"' EXIT
 
 load() {  # load PORT CONC N
   "$TCPC" --host 127.0.0.1 --port "$1" --keepalive --concurrency "$2" --threads 1 --count "$3" \

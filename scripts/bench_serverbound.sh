@@ -10,25 +10,16 @@
 # Needs build/release/bin/tcpc and shared/bench's asio (BENCH_BIN, default /tmp/tcpd-bench).
 set -euo pipefail
 [[ $# -ge 1 ]] || { sed -n '2,10p' "$0"; exit 2; }
-LABELS=() BINS=()
-for arg in "$@"; do
-  if [[ $arg == *=* ]]; then LABELS+=("${arg%%=*}"); BINS+=("$(realpath "${arg#*=}")")
-  else LABELS+=("$(basename "$arg")"); BINS+=("$(realpath "$arg")"); fi
-done
+source "$(dirname "$0")/lib/ab.sh"
+ab_args "$@"
 cd "$(dirname "$0")/.."
 ROUNDS=${ROUNDS:-3} SECS=${SECONDS_PER_RUN:-4}
 TCPC=build/release/bin/tcpc
 ASIO=${BENCH_BIN:-/tmp/tcpd-bench}/asio
-[[ -x $TCPC && -x $ASIO ]] || { echo "bench_serverbound.sh: needs $TCPC and $ASIO" >&2; exit 2; }
+ab_tools bench_serverbound.sh "$TCPC" "$ASIO"
 source scripts/lib/ports.sh
 OUT=$(mktemp)
-SPID=""
-cleanup() {
-  if [[ -n $SPID ]]; then kill -TERM "$SPID" 2>/dev/null || true; fi
-  wait 2>/dev/null || true
-  rm -f "$OUT"
-}
-trap cleanup EXIT
+trap 'ab_cleanup "$OUT"' EXIT
 HZ=$(getconf CLK_TCK)
 # utime + stime of every thread of the process, in clock ticks.
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
