@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # User-space instructions per keep-alive request, counted by valgrind's callgrind, for tcpd
 # binaries (8 workers) and shared/bench's Asio server (2 threads). Unlike time on this shared
-# machine (±15% between identical runs), the count repeats within about 1%, so a change to the
+# machine (±15% between identical runs), the count repeats within about 2%, so a change to the
 # server's own code shows even when it is a few percent of its CPU. It says nothing about the
 # kernel's share (about 5/6 of the server's CPU here) or about waiting: use
 # bench_serverbound.sh for those.
