@@ -74,6 +74,12 @@ struct Progress {
   const IntervalStats* interval = nullptr;  // with --interval, the one just ended
 };
 
+// Local addresses to bind on a 127/8 target, cycled over the connections (empty: one is
+// enough, the kernel picks). As many as --concurrency needs for ephemeral ports, and without
+// --keepalive at least 64: see load.cpp.
+std::vector<sockaddr_storage> loopback_sources(const Target& target, uint64_t connections,
+                                               bool keepalive);
+
 // Event-loop threads for a run: --threads (default: one per CPU), never more than connections.
 unsigned load_threads(const ClientConfig& cfg);
 

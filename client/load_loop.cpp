@@ -261,7 +261,9 @@ class Loop {
     if (!fd) return connect_failed(s, errno);
     const int one = 1;
     ::setsockopt(fd.get(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    if (!run_.sources.empty() && !bind_source(fd.get(), slot.global)) {
+    // Each new connection of a slot moves to the next source address, so that one slot's
+    // connections (without --keepalive) never wait for one address's ports.
+    if (!run_.sources.empty() && !bind_source(fd.get(), slot.global + slot.conn_gen)) {
       return connect_failed(s, errno);
     }
     if (!watch(s, fd.get())) return connect_failed(s, errno);
@@ -287,12 +289,12 @@ class Loop {
     return ::epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, fd, &ev) == 0;
   }
 
-  bool bind_source(int fd, uint64_t global) {
+  bool bind_source(int fd, uint64_t pick) {
     const int one = 1;
     // Without it, bind() picks the port before the destination is known, and the 4-tuple space
     // the source address was added for is lost.
     ::setsockopt(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof one);
-    const sockaddr_storage& src = run_.sources[global % run_.sources.size()];
+    const sockaddr_storage& src = run_.sources[pick % run_.sources.size()];
     return ::bind(fd, reinterpret_cast<const sockaddr*>(&src), sizeof(sockaddr_in)) == 0;
   }
 

@@ -35,8 +35,8 @@ struct RunState {
   Schedule schedule;
   unsigned threads = 1;
   std::vector<std::string> requests;  // each with its newline, cycled
-  // Local addresses to bind, cycled over the connections (empty: the kernel picks). Used when
-  // one source address has too few ephemeral ports for --concurrency to a loopback target.
+  // Local addresses to bind, cycled over the connections (empty: the kernel picks): see
+  // loopback_sources().
   std::vector<sockaddr_storage> sources;
   Clock::time_point measured_from{};        // start + --warmup
   std::atomic<uint64_t> closed_tickets{0};  // closed loop with --count: requests taken so far

@@ -65,11 +65,16 @@ measure() {
     "$section" "$peer" "$gen" "$mode" "$conc" "$workers" "$(kv "$line" rps)" "$per" "$cper" "$(kv "$line" p99_us)"
 }
 
+# One-shot loads spread the client's source addresses: from one address, ports waiting in
+# TIME_WAIT held every server to the same ~14,000 connections/s (docs/BENCHMARKS.md).
+SPREAD=(--lg "--spread-src 64")
 if want oneshot; then
   for rep in $(seq "$REPS"); do  # alternate the servers within each repetition
-    measure oneshot inline-c loadgen oneshot 64 - 0 "$rep" inline-c oneshot 64 "$SECS"
-    measure oneshot threadpool-c loadgen oneshot 64 8 0 "$rep" threadpool-c oneshot 64 "$SECS" 8
-    measure oneshot tcpd loadgen oneshot 64 8 0 "$rep" --cmd "$TCPD" tcpd oneshot 64 "$SECS" 8
+    measure oneshot inline-c loadgen oneshot 64 - 0 "$rep" "${SPREAD[@]}" inline-c oneshot 64 "$SECS"
+    measure oneshot threadpool-c loadgen oneshot 64 8 0 "$rep" "${SPREAD[@]}" \
+      threadpool-c oneshot 64 "$SECS" 8
+    measure oneshot tcpd loadgen oneshot 64 8 0 "$rep" "${SPREAD[@]}" --cmd "$TCPD" \
+      tcpd oneshot 64 "$SECS" 8
   done
 fi
 if want keepalive; then
@@ -103,9 +108,10 @@ if want generator; then
   # reference threadpool server and against tcpd: rps and client CPU per request.
   for rep in $(seq "$REPS"); do
     for peer in threadpool-c tcpd; do
-      cmd=(); [[ $peer == tcpd ]] && cmd=(--cmd "$TCPD")
       for mc in oneshot:64 keepalive:8 keepalive:64; do
         mode=${mc%%:*} c=${mc##*:}
+        cmd=(); [[ $mode == oneshot ]] && cmd=("${SPREAD[@]}")
+        [[ $peer == tcpd ]] && cmd+=(--cmd "$TCPD")
         measure generator "$peer" loadgen "$mode" "$c" 8 0 "$rep" "${cmd[@]}" "$peer" "$mode" "$c" "$SECS" 8
         LOADGEN="$ROOT/scripts/lib/tcpc-as-loadgen.sh" TCPC="$ROOT/build/release/bin/tcpc" \
           measure generator "$peer" tcpc "$mode" "$c" 8 0 "$rep" "${cmd[@]}" "$peer" "$mode" "$c" "$SECS" 8

@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
-# Keep-alive A/B with a client that is not the bottleneck: tcpc's load mode (one event-loop
-# thread, on CPU 1) against tcpd binaries (8 workers) and shared/bench's Asio server (2 threads),
-# each on CPU 0, in alternating rounds. shared/bench's loadgen drives a thread per connection and
-# its core saturates first, so there rps measures the client; here the server's core is the one
-# that saturates, so rps measures the server. Prints medians of rps, server CPU µs per request and
-# the client's and server's share of their cores; each run's line also goes to stderr.
+# A/B with a client that is not the bottleneck: tcpc's load mode (one event-loop thread, on
+# CPU 1) against tcpd binaries (8 workers) and shared/bench's Asio server (2 threads), each on
+# CPU 0, in alternating rounds; one-shot loads also run shared/bench's inline floor and its
+# minimal server of tcpd's shape (threadpool, 8 workers). shared/bench's loadgen drives a thread
+# per connection and its core saturates first (and, one-shot, it is held to ~14k connections/s
+# by ephemeral ports), so there rps measures the client; here the server's core is the one that
+# saturates, so rps measures the server. Prints medians of rps, server CPU µs per request,
+# context switches per request and the client's and server's share of their cores; each run's
+# line also goes to stderr.
 # Usage: scripts/bench_serverbound.sh [LABEL=]TCPD...   (labels default to the file names;
-#   env: ROUNDS=3, SECONDS_PER_RUN=4, CONCS="8 64 256")
-# Needs build/release/bin/tcpc and shared/bench's asio (BENCH_BIN, default /tmp/tcpd-bench).
+#   env: ROUNDS=3, SECONDS_PER_RUN=4, LOADS="keepalive 8,keepalive 64,keepalive 256,oneshot 64")
+# Needs build/release/bin/tcpc and shared/bench's binaries (BENCH_BIN, default /tmp/tcpd-bench).
 set -euo pipefail
 [[ $# -ge 1 ]] || { sed -n '2,10p' "$0"; exit 2; }
 source "$(dirname "$0")/lib/ab.sh"
@@ -15,7 +18,8 @@ ab_args "$@"
 cd "$(dirname "$0")/.."
 ROUNDS=${ROUNDS:-3} SECS=${SECONDS_PER_RUN:-4}
 TCPC=build/release/bin/tcpc
-ASIO=${BENCH_BIN:-/tmp/tcpd-bench}/asio
+PEERS=${BENCH_BIN:-/tmp/tcpd-bench}
+ASIO=$PEERS/asio
 ab_tools bench_serverbound.sh "$TCPC" "$ASIO"
 source scripts/lib/ports.sh
 OUT=$(mktemp)
@@ -23,27 +27,30 @@ trap 'ab_cleanup "$OUT"' EXIT
 HZ=$(getconf CLK_TCK)
 # utime + stime of every thread of the process, in clock ticks.
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+# Voluntary and involuntary context switches of every thread (the pool is fixed during a run).
+switches() { cat /proc/"$1"/task/*/status | awk '/^voluntary_ctxt/ {v += $2} /^nonvoluntary_ctxt/ {n += $2} END {print v, n}'; }
 
-# one LABEL CONC SERVER_ARGV...: one run; the server gets --port appended.
+# one LABEL MODE CONC SERVER_ARGV...: one run; the server gets --port appended.
 one() {
-  local label=$1 conc=$2 port t0 t1 json
-  shift 2
+  local label=$1 mode=$2 conc=$3 port t0 t1 s0 s1 json keep=--keepalive
+  shift 3
+  [[ $mode == oneshot ]] && keep=()
   port=$(free_port)
   taskset -c 0 "$@" --port "$port" >/dev/null 2>&1 &
   SPID=$!
   wait_listening "$port" || { echo "bench_serverbound.sh: $label did not listen" >&2; exit 1; }
-  t0=$(cpu_ticks "$SPID")
-  json=$(taskset -c 1 "$TCPC" --host 127.0.0.1 --port "$port" --keepalive --concurrency "$conc" \
+  t0=$(cpu_ticks "$SPID") s0=($(switches "$SPID"))
+  json=$(taskset -c 1 "$TCPC" --host 127.0.0.1 --port "$port" ${keep[@]+"${keep[@]}"} --concurrency "$conc" \
     --threads 1 --duration "$SECS" --json --quiet || true)
   if [[ -z $json ]]; then
     echo "bench_serverbound.sh: tcpc printed no result against $label" >&2
     exit 1
   fi
-  t1=$(cpu_ticks "$SPID")
+  t1=$(cpu_ticks "$SPID") s1=($(switches "$SPID"))
   kill -TERM "$SPID" 2>/dev/null || true
   wait "$SPID" 2>/dev/null || true
   SPID=""
-  echo "label=$label conc=$conc srv_ticks=$((t1 - t0)) hz=$HZ $(python3 -c '
+  echo "label=$label mode=$mode conc=$conc srv_ticks=$((t1 - t0)) hz=$HZ vcs=$((s1[0] - s0[0])) nvcs=$((s1[1] - s0[1])) $(python3 -c '
 import json, sys
 d = json.loads(sys.argv[1])
 print(" ".join(f"{k}={d[k]}" for k in ("requests", "failed", "rps", "seconds", "client_cpu_s")))
@@ -51,9 +58,15 @@ print(" ".join(f"{k}={d[k]}" for k in ("requests", "failed", "rps", "seconds", "
 }
 
 for round in $(seq "$ROUNDS"); do
-  for conc in ${CONCS:-8 64 256}; do
-    for i in "${!BINS[@]}"; do one "${LABELS[$i]}" "$conc" "${BINS[$i]}" --workers 8 --quiet; done
-    one asio "$conc" "$ASIO" --workers 2
+  IFS=, read -r -a loads <<<"${LOADS:-keepalive 8,keepalive 64,keepalive 256,oneshot 64}"
+  for load in "${loads[@]}"; do
+    read -r mode conc <<<"$load"
+    for i in "${!BINS[@]}"; do one "${LABELS[$i]}" "$mode" "$conc" "${BINS[$i]}" --workers 8 --quiet; done
+    one asio "$mode" "$conc" "$ASIO" --workers 2
+    if [[ $mode == oneshot && -x $PEERS/inline && -x $PEERS/threadpool ]]; then
+      one inline "$mode" "$conc" "$PEERS/inline"
+      one threadpool "$mode" "$conc" "$PEERS/threadpool" --workers 8
+    fi
   done
   echo "round $round done" >&2
 done
@@ -65,13 +78,16 @@ for line in open(sys.argv[1]):
     kv = dict(re.findall(r'(\w+)=(\S+)', line))
     req, secs = int(kv['requests']), float(kv['seconds'])
     srv_s = int(kv['srv_ticks']) / int(kv['hz'])
-    rows[(int(kv['conc']), kv['label'])].append(
+    rows[(kv['mode'], int(kv['conc']), kv['label'])].append(
         (float(kv['rps']), srv_s * 1e6 / max(req, 1), srv_s / secs,
-         float(kv['client_cpu_s']) / secs, int(kv['failed'])))
-print("| keep-alive C | server | rps | server CPU µs/req | server core busy | client core busy | failed |")
-print("|---|---|---|---|---|---|---|")
-for (conc, label), r in sorted(rows.items()):
+         float(kv['client_cpu_s']) / secs, int(kv['failed']),
+         int(kv['vcs']) / max(req, 1), int(kv['nvcs']) / max(req, 1)))
+print("| load | server | rps | server CPU µs/req | voluntary / involuntary switches per req "
+      "| server core busy | client core busy | failed |")
+print("|---|---|---|---|---|---|---|---|")
+for (mode, conc, label), r in sorted(rows.items()):
     med = lambda i: statistics.median(x[i] for x in r)
-    print(f"| {conc} | {label} | {med(0):.0f} | {med(1):.2f} | {med(2):.2f} | {med(3):.2f} | "
+    print(f"| {mode} C={conc} | {label} | {med(0):.0f} | {med(1):.2f} | {med(5):.3f} / {med(6):.3f} | "
+          f"{med(2):.2f} | {med(3):.2f} | "
           f"{sum(x[4] for x in r)} |")
 PY

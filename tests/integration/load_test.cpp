@@ -108,6 +108,21 @@ TEST(Load, BusyRepliesAreCountedAsBusy) {
   EXPECT_EQ(num(r.out, "failed"), 20);
 }
 
+// Without --keepalive each request is a new connection: from one source address, loopback runs
+// were held to about 14,000 connections a second by ephemeral ports in TIME_WAIT, whatever the
+// server. tcpc spreads them over 127/8; with --keepalive (few connections) the kernel picks.
+TEST(Load, OneShotConnectionsComeFromManyLoopbackAddresses) {
+  FakeServer srv(FakeServer::Kind::reply, "Hello from the server!\n");
+  auto r = tcpc(srv.port(), {"--count", "100", "--concurrency", "2", "--json"});
+  EXPECT_EQ(num(r.out, "ok"), 100) << r.out << r.err;
+  EXPECT_GE(srv.distinct_peers(), 32U);
+
+  FakeServer kept(FakeServer::Kind::reply, "Hello from the server!\n");
+  auto k = tcpc(kept.port(), {"--count", "20", "--concurrency", "2", "--keepalive", "--json"});
+  EXPECT_EQ(num(k.out, "ok"), 20) << k.out << k.err;
+  EXPECT_EQ(kept.distinct_peers(), 1U);
+}
+
 TEST(Load, ResetsAreCountedAsReset) {
   FakeServer rst(FakeServer::Kind::reset);
   auto r = tcpc(rst.port(), {"--count", "10", "--json"});

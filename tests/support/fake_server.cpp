@@ -1,5 +1,6 @@
 #include "fake_server.hpp"
 
+#include <netinet/in.h>
 #include <poll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
@@ -29,8 +30,14 @@ void FakeServer::run() {
     pollfd p[2] = {{listener_.get(), POLLIN, 0}, {stop_.get(), POLLIN, 0}};
     if (::poll(p, 2, 10000) <= 0) continue;
     if (p[1].revents) return;
-    tcpd::Fd c(::accept4(listener_.get(), nullptr, nullptr, SOCK_CLOEXEC));
+    sockaddr_in peer{};
+    socklen_t len = sizeof peer;
+    tcpd::Fd c(::accept4(listener_.get(), reinterpret_cast<sockaddr*>(&peer), &len, SOCK_CLOEXEC));
     if (!c) continue;
+    {
+      std::lock_guard lock(mu_);
+      peers_.insert(peer.sin_addr.s_addr);
+    }
     ++accepted_;
     if (kind_ == Kind::stall) {
       held_.push_back(std::move(c));
@@ -50,6 +57,11 @@ void FakeServer::run() {
       if (kind_ == Kind::half_close) held_.push_back(std::move(c));
     }
   }
+}
+
+std::size_t FakeServer::distinct_peers() const {
+  std::lock_guard lock(mu_);
+  return peers_.size();
 }
 
 int unused_port() {

@@ -3,6 +3,9 @@
 // Misbehaving servers for client tests, on 127.0.0.1 and a free port.
 
 #include <atomic>
+#include <cstdint>
+#include <mutex>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -25,6 +28,8 @@ class FakeServer {
   ~FakeServer();
   [[nodiscard]] int port() const { return port_; }
   [[nodiscard]] int accepted() const { return accepted_.load(); }
+  // How many different client addresses (IPv4, port aside) it has accepted from.
+  [[nodiscard]] std::size_t distinct_peers() const;
 
  private:
   void run();
@@ -34,6 +39,8 @@ class FakeServer {
   tcpd::Fd stop_;
   int port_ = 0;
   std::atomic<int> accepted_{0};
+  mutable std::mutex mu_;
+  std::set<uint32_t> peers_;
   std::vector<tcpd::Fd> held_;
   std::thread thread_;
 };
