@@ -3,9 +3,8 @@
 # CPU 1) against tcpd binaries (8 workers) and shared/bench's Asio server (2 threads), each on
 # CPU 0, in alternating rounds; one-shot loads also run shared/bench's inline floor and its
 # minimal server of tcpd's shape (threadpool, 8 workers). shared/bench's loadgen drives a thread
-# per connection and its core saturates first (and, one-shot, it is held to ~14k connections/s
-# by ephemeral ports), so there rps measures the client; here the server's core is the one that
-# saturates, so rps measures the server. Prints medians of rps, server CPU µs per request,
+# per connection and its core saturates first, so there rps measures the client; here the
+# server's core is the one that saturates, so rps measures the server. Prints medians of rps, server CPU µs per request,
 # context switches per request and the client's and server's share of their cores; each run's
 # line also goes to stderr.
 # A load with a rate ("keepalive 8 80000") has the client offer that many requests/s (tcpc

@@ -211,7 +211,7 @@ std::optional<Verdict> answer_ready(Session& s, const SessionEnv& env, std::stri
     LineFramer::Next next = s.framer.next();
     if (next.status == LineFramer::Status::need_more) break;
     if (next.status == LineFramer::Status::too_long) {
-      out += kErrTooLong;
+      b.out += kErrTooLong;
       if (auto v = flush(s, env, b)) return v;
       return close_with(Outcome::too_long, true);
     }
