@@ -2,6 +2,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include "metrics_http.hpp"
 #include "value_checks.hpp"
 #include "version.hpp"
 
@@ -23,6 +24,20 @@ Exit codes:
 // only the value's name (`--port N`), not CLI11's "INT:INT in [0 - 65535]".
 CLI::Validator integer(long long lo, long long hi) {
   return {[lo, hi](std::string& v) { return check_integer(v, lo, hi); }, ""};
+}
+
+// ADDR:PORT's form, so that a bad value exits 2 like any other flag's; whether the address can be
+// bound is found out when the metrics listener opens (exit 1).
+CLI::Validator host_port() {
+  return {[](std::string& v) -> std::string {
+            try {
+              split_host_port(v);
+              return {};
+            } catch (const std::invalid_argument& e) {
+              return v + ": " + e.what();
+            }
+          },
+          ""};
 }
 
 // CLI11's "--port: 1 required N missing" as a person would say it.
@@ -119,7 +134,8 @@ std::variant<ServerConfig, CliExit> parse_server_cli(int argc, const char* const
   app.add_option("--name", cfg.name, "instance name shown in every log line")->type_name("TEXT");
   app.add_option("--metrics", cfg.metrics,
                  "serve Prometheus metrics at http://ADDR:PORT/metrics (off by default)")
-      ->type_name("ADDR:PORT");
+      ->type_name("ADDR:PORT")
+      ->check(host_port());
   app.add_flag("--reuseport", cfg.reuseport,
                "SO_REUSEPORT: several tcpd processes share the port (rolling restarts)");
   app.footer(kSignalsAndExitCodes);

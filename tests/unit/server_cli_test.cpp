@@ -101,6 +101,8 @@ TEST(ServerCli, BadValuesExitTwoWithOneLineNamingTheFlag) {
                                          {{"--reply", "two\nlines"}, "newline"},
                                          {{"--max-message", "0"}, "--max-message"},
                                          {{"--idle-timeout-ms", "0"}, "--idle-timeout-ms"},
+                                         {{"--metrics", "127.0.0.1"}, "--metrics"},
+                                         {{"--metrics", "127.0.0.1:99999"}, "--metrics"},
                                          {{"--frobnicate"}, "--frobnicate"},
                                          {{"stray"}, "stray"}}) {
     CliExit e = bad(c.args);
@@ -125,6 +127,10 @@ TEST(ServerCli, MessagesSayWhatIsWrongWithTheValue) {
   EXPECT_EQ(bad({"--port", "70000"}).text,
             "tcpd: --port: 70000 is not between 0 and 65535 (see tcpd --help)\n");
   EXPECT_EQ(bad({"--port"}).text, "tcpd: --port: needs a value (see tcpd --help)\n");
+  EXPECT_EQ(bad({"--metrics", "[::1]:http"}).text,
+            "tcpd: --metrics: [::1]:http: port 'http' is not a number from 0 to 65535 (see tcpd "
+            "--help)\n");
+  EXPECT_EQ(ok({"--metrics", "[::1]:0"}).metrics, "[::1]:0");
   const std::string help = std::get<CliExit>(parse({"--help"})).text;
   EXPECT_NE(help.find("--port N=12345"), std::string::npos) << help;
   EXPECT_NE(help.find("--idle-timeout-ms MS=10000"), std::string::npos) << help;
