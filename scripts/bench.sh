@@ -39,7 +39,7 @@ LOG=$OUT/bench.log
 : >"$LOG"
 echo "section,peer,generator,mode,concurrency,workers,delay_ms,rep,requests,errors,rps,p50_us,p99_us,max_us,srv_cpu_s,cpu_us_per_req,srv_hwm_kb,srv_pss_peak_kb,cli_cpu_s,cli_cpu_us_per_req" >"$CSV"
 
-TCPD="$ROOT/build/release/bin/tcpd --port {PORT} --workers {WORKERS} --quiet"
+TCPD="$ROOT/build/release/bin/tcpd --bind 127.0.0.1 --port {PORT} --workers {WORKERS} --quiet"
 kv() { echo "$1" | tr ' ' '\n' | sed -n "s/^$2=//p" | head -n 1; }
 want() { [[ -z "$ONLY" || "$ONLY" == "$1" ]]; }
 

@@ -53,7 +53,7 @@ one() {
 }
 
 for conc in ${CONCS:-8 64 256}; do
-  for i in "${!BINS[@]}"; do one "${LABELS[$i]}" "$conc" "${BINS[$i]}" --workers 8 --quiet; done
+  for i in "${!BINS[@]}"; do one "${LABELS[$i]}" "$conc" "${BINS[$i]}" --bind 127.0.0.1 --workers 8 --quiet; done
   one asio "$conc" "$ASIO" --workers 2
 done
 

@@ -75,7 +75,7 @@ for round in $(seq "$ROUNDS"); do
     read -r mode conc rate <<<"$load"
     rate=${rate:-${RATE:-}}
     for i in "${!BINS[@]}"; do
-      one "${LABELS[$i]}" "$mode" "$conc" "$rate" "${BINS[$i]}" --workers 8 --quiet
+      one "${LABELS[$i]}" "$mode" "$conc" "$rate" "${BINS[$i]}" --bind 127.0.0.1 --workers 8 --quiet
     done
     one asio "$mode" "$conc" "$rate" "$ASIO" --workers 2
     if [[ $mode == oneshot && -x $PEERS/inline && -x $PEERS/threadpool ]]; then

@@ -23,7 +23,7 @@ for round in $(seq "$ROUNDS"); do
       case $peer in
         old | new)
           bin=$OLD; [[ $peer == new ]] && bin=$NEW
-          line=$(bash "$SHARED/run.sh" ${lg[@]+"${lg[@]}"} --cmd "$bin --port {PORT} --workers {WORKERS} --quiet" \
+          line=$(bash "$SHARED/run.sh" ${lg[@]+"${lg[@]}"} --cmd "$bin --bind 127.0.0.1 --port {PORT} --workers {WORKERS} --quiet" \
             tcpd "$mode" "$conc" "$SECS" 8 | tail -n 1) ;;
         asio) line=$(bash "$SHARED/run.sh" ${lg[@]+"${lg[@]}"} asio "$mode" "$conc" "$SECS" 2 | tail -n 1) ;;
         inline | threadpool)
