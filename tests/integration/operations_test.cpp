@@ -192,9 +192,10 @@ TEST(Metrics, UnusableMetricsAddressIsAStartupError) {
             std::string::npos)
       << in_use.err;
   EXPECT_EQ(in_use.out, "");
+  // A malformed value is a bad flag (exit 2, before anything starts), not a startup error.
   auto bad = run(Process::tcpd_argv({"--metrics", "localhost"}), 20s);
-  EXPECT_EQ(bad.exit_code, 1);
-  EXPECT_NE(bad.err.find("--metrics localhost: expected ADDR:PORT"), std::string::npos) << bad.err;
+  EXPECT_EQ(bad.exit_code, 2);
+  EXPECT_EQ(bad.err, "tcpd: --metrics: localhost: expected ADDR:PORT (see tcpd --help)\n");
 }
 
 TEST(Logs, JsonLinesAreObjectsWithTheConnectionAsFields) {
