@@ -4,7 +4,9 @@
 # CPU 0, in alternating rounds; one-shot loads also run shared/bench's inline floor and its
 # minimal server of tcpd's shape (threadpool, 8 workers). shared/bench's loadgen drives a thread
 # per connection and its core saturates first, so there rps measures the client; here the
-# server's core is the one that saturates, so rps measures the server. Prints medians of rps, server CPU µs per request,
+# server's core is the one that saturates, so rps measures the server (one-shot loads bring
+# the client's core near saturation too: compare CPU per request there, not rps). Prints
+# medians of rps, p99, server CPU µs per request,
 # context switches per request and the client's and server's share of their cores; each run's
 # line also goes to stderr.
 # A load with a rate ("keepalive 8 80000") has the client offer that many requests/s (tcpc
@@ -17,7 +19,7 @@
 #   keepalive 256,oneshot 64")
 # Needs build/release/bin/tcpc and shared/bench's binaries (BENCH_BIN, default /tmp/tcpd-bench).
 set -euo pipefail
-[[ $# -ge 1 ]] || { sed -n '2,10p' "$0"; exit 2; }
+[[ $# -ge 1 ]] || { sed -n '2,20p' "$0"; exit 2; }
 source "$(dirname "$0")/lib/ab.sh"
 ab_args "$@"
 cd "$(dirname "$0")/.."
