@@ -269,6 +269,12 @@ Parked::Woken Parked::wait(int timeout_ms) {
   return on_event(key);
 }
 
+Parked::Woken Parked::take_kept() {
+  uint64_t key = 0;
+  if (!next_kept(key)) return {std::nullopt, 0, true};
+  return on_event(key);
+}
+
 Parked::Woken Parked::on_event(uint64_t key) {
   if (key == kTimerTag) {
     on_timer();

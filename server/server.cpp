@@ -379,7 +379,9 @@ std::optional<Session> Server::Impl::take_ready(bool& queue_first) {
   }
   queue_first = true;
   for (;;) {
-    Parked::Woken w = parked.wait(0);
+    // With a leader asleep in epoll_wait() the kernel wakes it for anything new: look only at
+    // what was kept (an empty look was one system call per one-shot connection).
+    Parked::Woken w = queue.leading() ? parked.take_kept() : parked.wait(0);
     if (w.tag == kQueueWake) queue.woken();
     if (w.session) return std::move(w.session);
     if (w.timed_out) break;  // else an event handled there (a deadline, a lingering close)

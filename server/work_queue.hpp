@@ -71,6 +71,7 @@ class WorkQueue {
     if (auto item = pop_locked()) return {std::move(item), false};
     if (finished_) return {};
     leader_ = true;
+    leading_.store(true, std::memory_order_release);
     return {std::nullopt, true};
   }
 
@@ -80,6 +81,7 @@ class WorkQueue {
   void end_lead() {
     std::lock_guard lock(mu_);
     leader_ = false;
+    leading_.store(false, std::memory_order_release);
     wake_raised_ = false;  // the next leader needs a fresh wake-up
   }
 
@@ -140,6 +142,9 @@ class WorkQueue {
     return closed_ && items_.empty();
   }
   [[nodiscard]] std::size_t size() const { return size_.load(std::memory_order_relaxed); }
+  // A worker leads: it is in, or about to enter, epoll_wait() on the parked set. Read without
+  // the lock: a stale answer costs one system call or one request's delay, never an event.
+  [[nodiscard]] bool leading() const { return leading_.load(std::memory_order_acquire); }
   // Workers waiting for work (the leader and the followers).
   [[nodiscard]] std::size_t idle_workers() const {
     std::lock_guard lock(mu_);
@@ -177,6 +182,7 @@ class WorkQueue {
   bool closed_ = false;
   bool finished_ = false;
   std::atomic<std::size_t> size_{0};
+  std::atomic<bool> leading_{false};
 };
 
 }  // namespace tcpd

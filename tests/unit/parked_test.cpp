@@ -255,6 +255,37 @@ TEST(Parked, OneWaitTakesSeveralEventsAndHandsOutTheKeptOnesFirst) {
   EXPECT_EQ(out[3].fd.get(), fds[3]);  // the newer event came after the kept ones
 }
 
+TEST(Parked, TakeKeptHandsOutOnlyWhatAWaitKeptAndLeavesNewEventsToEpoll) {
+  // A worker that knows the leader is asleep in epoll_wait() looks only at the kept events: a
+  // new event stays in the kernel for the leader (or the next wait), handed out once.
+  Env e;
+  Parked parked(e.env, true, false);
+  std::vector<tcpd::Fd> peers;
+  std::vector<int> fds;
+  for (int i = 0; i < 3; ++i) {
+    auto [s, peer] = make_pair();
+    fds.push_back(s.fd.get());
+    ASSERT_EQ(parked.park(s), Park::parked);
+    peers.push_back(std::move(peer));
+  }
+  EXPECT_TRUE(parked.take_kept().timed_out);  // nothing kept, nothing taken from the kernel
+  for (int i = 0; i < 2; ++i) ASSERT_EQ(::write(peers[i].get(), "x", 1), 1);
+  auto first = parked.wait(1000);
+  ASSERT_TRUE(first.session);
+  ASSERT_EQ(::write(peers[2].get(), "x", 1), 1);
+  auto kept = parked.take_kept();
+  ASSERT_TRUE(kept.session);
+  EXPECT_FALSE(parked.has_kept());
+  std::vector<int> got{first.session->fd.get(), kept.session->fd.get()};
+  std::sort(got.begin(), got.end());
+  EXPECT_EQ(got, std::vector<int>(fds.begin(), fds.begin() + 2));
+  EXPECT_TRUE(parked.take_kept().timed_out);  // the third is ready, but in the kernel
+  auto third = parked.wait(0);
+  ASSERT_TRUE(third.session);
+  EXPECT_EQ(third.session->fd.get(), fds[2]);
+  EXPECT_TRUE(parked.wait(0).timed_out);
+}
+
 TEST(Parked, AnIdleSessionIsClosedAtItsIdleDeadline) {
   Env e;
   Parked parked(e.env, true, false);

@@ -100,6 +100,23 @@ TEST(WorkQueue, TheFirstIdleWorkerLeadsTheOthersFollow) {
   EXPECT_EQ(q.try_pop(), 8);
 }
 
+TEST(WorkQueue, LeadingFromALeadTurnUntilEndLead) {
+  // While a worker leads, the others need not look at the epoll set themselves: the kernel
+  // wakes the leader for anything new there.
+  WorkQueue<int> q(8);
+  EXPECT_FALSE(q.leading());
+  ASSERT_TRUE(q.wait_turn().lead);
+  EXPECT_TRUE(q.leading());
+  int v = 1;
+  ASSERT_TRUE(q.try_push(v));  // wakes the leader; it still leads until it says so
+  EXPECT_TRUE(q.leading());
+  q.woken();
+  q.end_lead();
+  EXPECT_FALSE(q.leading());
+  EXPECT_EQ(q.wait_turn().item, 1);
+  EXPECT_FALSE(q.leading());  // a worker that took an item does not lead
+}
+
 TEST(WorkQueue, WithNoFollowerAPushWakesTheLeaderOnce) {
   WorkQueue<int> q(8);
   ASSERT_TRUE(q.wait_turn().lead);
