@@ -59,6 +59,8 @@ struct Accepted {
 constexpr uint64_t kQueueWake = Parked::kFirstTag;       // workers' set: the queue needs the leader
 constexpr uint64_t kListener = Parked::kFirstTag + 1;    // acceptor's set
 constexpr uint64_t kAcceptWake = Parked::kFirstTag + 2;  // acceptor's set: stop()
+// Connections the acceptor takes from its backlog before it wakes a worker for them.
+constexpr unsigned kAcceptBatch = 16;
 
 struct Server::Impl {
   explicit Impl(ServerConfig cfg)
@@ -87,7 +89,8 @@ struct Server::Impl {
   void wait_for_connections();
   void new_connections_ready();
   Session new_session(Accepted& a);
-  void admit(Accepted a);
+  // batch: the wake-up for it waits for the acceptor's WorkQueue::wake_held().
+  void admit(Accepted a, bool batch = false);
   void queue_or_reject(Session& s);
   void shed();
   void work(unsigned index);
@@ -237,21 +240,30 @@ void Server::Impl::new_connections_ready() {
 }
 
 // Accepts until stop(). accept4() first and poll() only when nothing waits: under load a
-// connection costs one accept4(), as with a blocking accept.
+// connection costs one accept4(), as with a blocking accept. Workers are woken once the backlog
+// is empty or kAcceptBatch connections are queued, not per connection.
 void Server::Impl::accept_loop() {
+  unsigned held = 0;  // connections queued since the last wake-up (WorkQueue::try_push_held)
   while (!stopping.load(std::memory_order_relaxed)) {
     // After a shortage, the reserve descriptor comes back before any connection takes the
     // first free one: without it, connections waiting in the backlog are neither served nor
     // turned away until something else closes.
     if (!spare) spare = open_spare();
     Accepted a = accept_next();
+    if (a.status == Accept::accepted) {
+      admit(std::move(a), true);
+      if (++held < kAcceptBatch) continue;
+    }
+    held = 0;
+    queue.wake_held();  // before sleeping, shedding, or the next batch
     switch (a.status) {
-      case Accept::accepted: admit(std::move(a)); break;
+      case Accept::accepted: break;
       case Accept::empty: wait_for_connections(); break;
       case Accept::out_of_fds: shed(); break;
       case Accept::retry: break;
     }
   }
+  queue.wake_held();
 }
 
 Session Server::Impl::new_session(Accepted& a) {
@@ -262,12 +274,12 @@ Session Server::Impl::new_session(Accepted& a) {
   return s;
 }
 
-void Server::Impl::admit(Accepted a) {
+void Server::Impl::admit(Accepted a, bool batch) {
   stats.accepted();
   if (log_enabled(LogLevel::debug)) log_at(LogLevel::debug, "{} accepted", a.peer.str());
   try {
     Session s = new_session(a);
-    if (queue.try_push(s)) return;
+    if (batch ? queue.try_push_held(s) : queue.try_push(s)) return;
     // The queue bounds work waiting for a worker, not connections waiting for their first
     // byte: a burst of silent connections waits here, and its first bytes meet the bound.
     if (waiting_new.park(s) != Parked::Park::parked) parked.reject(s, Outcome::busy);

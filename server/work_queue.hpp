@@ -1,5 +1,6 @@
 #pragma once
 
+#include <algorithm>
 #include <atomic>
 #include <condition_variable>
 #include <cstddef>
@@ -40,12 +41,27 @@ class WorkQueue {
 
   // For new connections: never blocks; false when `capacity` new items already wait (or the
   // queue is closed), and `item` is left untouched for the caller to reject.
-  bool try_push(T& item) {
+  bool try_push(T& item) { return try_push(item, false); }
+
+  // try_push() for a batch: the item is queued (running workers take it) but nobody is woken
+  // until wake_held(). The acceptor accepts what its backlog holds before it wakes anyone: a
+  // woken worker preempts it, so waking one per connection made the two alternate on one core
+  // for every connection (docs/BENCHMARKS.md, "Ninth step"). Call wake_held() before sleeping.
+  bool try_push_held(T& item) { return try_push(item, true); }
+
+  // The wake-ups the held pushes would have made: the leader once, then a follower for each
+  // further item still queued.
+  void wake_held() {
     std::unique_lock lock(mu_);
-    if (closed_ || items_.size() >= capacity_) return false;
-    items_.push_back(std::move(item));
-    after_push(lock);
-    return true;
+    const std::size_t n = std::min(held_, items_.size());
+    held_ = 0;
+    if (n == 0) return;
+    const bool raise = leader_ && !wake_raised_;
+    if (raise) wake_raised_ = true;
+    const std::size_t followers = std::min(n - (raise ? 1 : 0), followers_);
+    lock.unlock();
+    if (raise) raise_eventfd(wake_.get());
+    for (std::size_t i = 0; i < followers; ++i) cv_.notify_one();
   }
 
   // For connections the drain must serve whatever the bound (the listen backlog, the parked new
@@ -152,6 +168,19 @@ class WorkQueue {
   }
 
  private:
+  bool try_push(T& item, bool held) {
+    std::unique_lock lock(mu_);
+    if (closed_ || items_.size() >= capacity_) return false;
+    items_.push_back(std::move(item));
+    if (!held) {
+      after_push(lock);
+      return true;
+    }
+    ++held_;
+    size_.store(items_.size(), std::memory_order_relaxed);
+    return true;
+  }
+
   std::optional<T> pop_locked() {
     if (items_.empty()) return std::nullopt;
     T item = std::move(items_.front());
@@ -179,6 +208,7 @@ class WorkQueue {
   std::size_t followers_ = 0;
   bool leader_ = false;
   bool wake_raised_ = false;
+  std::size_t held_ = 0;  // pushed by try_push_held(), not woken for yet
   bool closed_ = false;
   bool finished_ = false;
   std::atomic<std::size_t> size_{0};

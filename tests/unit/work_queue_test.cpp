@@ -100,6 +100,50 @@ TEST(WorkQueue, TheFirstIdleWorkerLeadsTheOthersFollow) {
   EXPECT_EQ(q.try_pop(), 8);
 }
 
+TEST(WorkQueue, HeldPushesWakeNobodyUntilWakeHeldThenTheLeaderAndAFollowerPerFurtherItem) {
+  // The acceptor queues a batch from its backlog before waking anyone: a woken worker would
+  // preempt it after every connection.
+  WorkQueue<int> q(8);
+  ASSERT_TRUE(q.wait_turn().lead);
+  auto f1 = std::async(std::launch::async, [&] { return q.wait_turn(); });
+  auto f2 = std::async(std::launch::async, [&] { return q.wait_turn(); });
+  ASSERT_TRUE(idle_reaches(q, 3));  // the leader and two followers
+  int a = 1, b = 2;
+  ASSERT_TRUE(q.try_push_held(a));
+  ASSERT_TRUE(q.try_push_held(b));
+  EXPECT_EQ(q.size(), 2u);  // queued: a running worker may take them
+  EXPECT_FALSE(readable(q.wake_fd()));
+  EXPECT_EQ(f1.wait_for(50ms), std::future_status::timeout);
+  EXPECT_EQ(q.idle_workers(), 3u);
+  q.wake_held();
+  EXPECT_TRUE(readable(q.wake_fd()));  // the leader, for the first
+  // One follower for the second; the other sleeps on.
+  const auto end = std::chrono::steady_clock::now() + 5s;
+  while (f1.wait_for(1ms) != std::future_status::ready &&
+         f2.wait_for(1ms) != std::future_status::ready && std::chrono::steady_clock::now() < end) {
+  }
+  const bool first = f1.wait_for(0ms) == std::future_status::ready;
+  auto& woken = first ? f1 : f2;
+  auto& asleep = first ? f2 : f1;
+  ASSERT_EQ(woken.wait_for(0ms), std::future_status::ready);
+  EXPECT_EQ(woken.get().item, 1);
+  EXPECT_EQ(asleep.wait_for(50ms), std::future_status::timeout);
+  q.wake_held();  // nothing held: nothing more
+  EXPECT_EQ(asleep.wait_for(50ms), std::future_status::timeout);
+  consume(q.wake_fd());
+  q.woken();
+  q.end_lead();
+  EXPECT_EQ(q.try_pop(), 2);
+  // Items a running worker took before wake_held() need nobody.
+  int c = 3;
+  ASSERT_TRUE(q.try_push_held(c));
+  EXPECT_EQ(q.try_pop(), 3);
+  q.wake_held();
+  EXPECT_EQ(asleep.wait_for(50ms), std::future_status::timeout);
+  q.finish();
+  EXPECT_FALSE(asleep.get().item);
+}
+
 TEST(WorkQueue, LeadingFromALeadTurnUntilEndLead) {
   // While a worker leads, the others need not look at the epoll set themselves: the kernel
   // wakes the leader for anything new there.
