@@ -9,16 +9,18 @@
 # A server is a path to a tcpd binary (run with --bind 127.0.0.1 --workers 8 --quiet) or one of
 # shared/bench's peers: asio (2 threads), threadpool (8 workers), inline.
 # Usage: scripts/bench_paired.sh [LABEL=]SERVER_A [LABEL=]SERVER_B
-#   env: ROUNDS=5, SHARE=30, SECONDS_PER_RUN=4 (measured, after WARMUP=1 s that is not),
-#   LOADS="keepalive 8,keepalive 64,keepalive 256" (a load "keepalive 64:8" gives A 64
-#   connections and B 8: tcpd=BIN tcpd=BIN compares tcpd at C = 64 with its own C = W figure).
-# Prints each round to stderr, then per load the medians and every round's A/B ratio. Needs root
-# (it makes two cgroups, removed on exit), build/release/bin/tcpc and shared/bench's binaries
-# (BENCH_BIN, default /tmp/tcpd-bench).
+#   env: ROUNDS=6 (rounds alternate which cgroup and which client goes first; for unlike
+#   servers the two orders can differ by a few %, so keep it even), SHARE=30,
+#   SECONDS_PER_RUN=4 (measured, after WARMUP=1 s that is not), LOADS="keepalive 8,keepalive 64,
+#   keepalive 256" (a load "keepalive 64:8" gives A 64 connections and B 8: tcpd=BIN tcpd=BIN
+#   compares tcpd at C = 64 with its own C = W figure).
+# Prints each round to stderr, then per load the medians, every round's A/B ratio, and each
+# pair of rounds' (the two orders') geometric mean. Needs root (it makes two cgroups, removed on
+# exit), build/release/bin/tcpc and shared/bench's binaries (BENCH_BIN, default /tmp/tcpd-bench).
 set -euo pipefail
-[[ $# -eq 2 ]] || { sed -n '2,17p' "$0"; exit 2; }
+[[ $# -eq 2 ]] || { sed -n '2,19p' "$0"; exit 2; }
 source "$(dirname "$0")/lib/ports.sh"
-ROUNDS=${ROUNDS:-5} SECS=${SECONDS_PER_RUN:-4} WARMUP=${WARMUP:-1} SHARE=${SHARE:-30}
+ROUNDS=${ROUNDS:-6} SECS=${SECONDS_PER_RUN:-4} WARMUP=${WARMUP:-1} SHARE=${SHARE:-30}
 TCPC=$(realpath "$(dirname "$0")/..")/build/release/bin/tcpc
 PEERS=${BENCH_BIN:-/tmp/tcpd-bench}
 [[ -x $TCPC ]] || { echo "bench_paired.sh: needs $TCPC (cmake --build --preset release)" >&2; exit 2; }
@@ -160,16 +162,20 @@ for line in open(runs):
 for (load, rnd), sides in sorted(rows.items()):
     loads[(load, modes[load], sides['A'][0], sides['B'][0])].append(sides)
 print(f"Servers capped at {share}% of CPU 0 each, run together; A = {la}, B = {lb}.")
-print("| load | A rps | B rps | A/B rps, each round | median | A / B server CPU µs/req "
-      "| clients' core busy | failed |")
-print("|---|---|---|---|---|---|---|---|")
+# Rounds 1 and 2, 3 and 4, ... ran in the two orders: their geometric mean cancels what the
+# order itself does.
+print("| load | A rps | B rps | A/B rps, each round | median | both orders, per pair of rounds "
+      "| A / B server CPU µs/req | clients' core busy | failed |")
+print("|---|---|---|---|---|---|---|---|---|")
 for (_, mode, ca, cb), rs in loads.items():
     med = lambda side, i: statistics.median(r[side][i] for r in rs)
     ratios = [r['A'][1] / r['B'][1] for r in rs]
     conc = f"C={ca}" if ca == cb else f"C={ca} (A) / {cb} (B)"
     failed = sum(r[s][3] for r in rs for s in 'AB')
+    pairs = [(ratios[i] * ratios[i + 1]) ** 0.5 for i in range(0, len(ratios) - 1, 2)]
     print(f"| {mode} {conc} | {med('A', 1):.0f} | {med('B', 1):.0f} | "
           f"{' '.join(f'{x:.3f}' for x in ratios)} | {statistics.median(ratios):.3f} | "
+          f"{' '.join(f'{x:.3f}' for x in pairs) or '-'} | "
           f"{med('A', 2):.2f} / {med('B', 2):.2f} | "
           f"{statistics.median(r['A'][4] + r['B'][4] for r in rs):.2f} | {failed} |")
 PY
