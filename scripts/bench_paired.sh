@@ -27,21 +27,23 @@ PEERS=${BENCH_BIN:-/tmp/tcpd-bench}
 [[ $SHARE =~ ^[0-9]+$ ]] && ((SHARE >= 5 && SHARE <= 50)) ||
   { echo "bench_paired.sh: SHARE=$SHARE is not a percentage from 5 to 50" >&2; exit 2; }
 
-# spec [LABEL=]SERVER -> LABEL and the server's argv (without --port) in SPEC_ARGV.
-spec() {
-  local arg=$1 label=${1%%=*} what=${1#*=}
-  [[ $arg == *=* ]] || { label=$(basename "$arg"); what=$arg; }
-  case $what in
-    asio) SPEC_ARGV=("$PEERS/asio" --workers 2) ;;
-    threadpool) SPEC_ARGV=("$PEERS/threadpool" --workers 8) ;;
-    inline) SPEC_ARGV=("$PEERS/inline") ;;
-    *) SPEC_ARGV=("$(realpath "$what")" --bind 127.0.0.1 --workers 8 --quiet) ;;
+# server_argv I: the I-th server's argv (without --port) in ARGV: a tcpd binary, or one of
+# shared/bench's peers by name.
+source "$(dirname "$0")/lib/ab.sh"
+ab_args "$@"
+server_argv() {
+  local arg=${ARGS[$1]#*=}
+  case $arg in
+    asio) ARGV=("$PEERS/asio" --workers 2) ;;
+    threadpool) ARGV=("$PEERS/threadpool" --workers 8) ;;
+    inline) ARGV=("$PEERS/inline") ;;
+    *) ARGV=("${BINS[$1]}" --bind 127.0.0.1 --workers 8 --quiet) ;;
   esac
-  [[ -x ${SPEC_ARGV[0]} ]] || { echo "bench_paired.sh: ${SPEC_ARGV[0]} is not executable" >&2; exit 2; }
-  SPEC_LABEL=$label
+  [[ -x ${ARGV[0]} ]] || { echo "bench_paired.sh: ${ARGV[0]} is not executable" >&2; exit 2; }
 }
-spec "$1"; LABEL_A=$SPEC_LABEL ARGV_A=("${SPEC_ARGV[@]}")
-spec "$2"; LABEL_B=$SPEC_LABEL ARGV_B=("${SPEC_ARGV[@]}")
+ARGS=("$@")
+server_argv 0; LABEL_A=${LABELS[0]} ARGV_A=("${ARGV[@]}")
+server_argv 1; LABEL_B=${LABELS[1]} ARGV_B=("${ARGV[@]}")
 [[ $LABEL_A != "$LABEL_B" ]] || { LABEL_A+=" (A)"; LABEL_B+=" (B)"; }
 
 # Two cgroups with a CPU cap: cgroup v1's cpu controller, or v2's cpu.max.
@@ -87,7 +89,12 @@ client() {
   taskset -c 1 "$TCPC" --host 127.0.0.1 --port "$1" "${opts[@]}" --concurrency "$3" --threads 1 \
     --warmup "$WARMUP" --duration "$SECS" --json --quiet >"$4" &
 }
-field() { python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])' "$1" "$2"; }
+# fields FILE: the figures of tcpc's JSON result that a round records, as key=value.
+fields() {
+  python3 -c 'import json, sys
+d = json.load(open(sys.argv[1]))
+print(" ".join(f"{k}={d[k]}" for k in ("requests", "failed", "rps", "seconds", "client_cpu_s")))' "$1"
+}
 
 # one ROUND LOAD MODE CONC_A CONC_B: both servers, both clients, one line per server.
 one() {
@@ -123,13 +130,9 @@ one() {
   local hz
   hz=$(getconf CLK_TCK)
   echo "round=$round load=$load mode=$mode side=A conc=$ca ticks=$((t1a - t0a)) hz=$hz" \
-    "requests=$(field "$OUT/a.json" requests) failed=$(field "$OUT/a.json" failed)" \
-    "rps=$(field "$OUT/a.json" rps) seconds=$(field "$OUT/a.json" seconds)" \
-    "client_cpu_s=$(field "$OUT/a.json" client_cpu_s)" | tee -a "$OUT/runs" >&2
+    "$(fields "$OUT/a.json")" | tee -a "$OUT/runs" >&2
   echo "round=$round load=$load mode=$mode side=B conc=$cb ticks=$((t1b - t0b)) hz=$hz" \
-    "requests=$(field "$OUT/b.json" requests) failed=$(field "$OUT/b.json" failed)" \
-    "rps=$(field "$OUT/b.json" rps) seconds=$(field "$OUT/b.json" seconds)" \
-    "client_cpu_s=$(field "$OUT/b.json" client_cpu_s)" | tee -a "$OUT/runs" >&2
+    "$(fields "$OUT/b.json")" | tee -a "$OUT/runs" >&2
 }
 
 IFS=, read -r -a loads <<<"${LOADS:-keepalive 8,keepalive 64,keepalive 256}"

@@ -254,8 +254,10 @@ void Server::Impl::accept_loop() {
       admit(std::move(a), true);
       if (++held < kAcceptBatch) continue;
     }
-    held = 0;
-    queue.wake_held();  // before sleeping, shedding, or the next batch
+    if (held > 0) {
+      queue.wake_held();  // before sleeping, shedding, or the next batch
+      held = 0;
+    }
     switch (a.status) {
       case Accept::accepted: break;
       case Accept::empty: wait_for_connections(); break;
@@ -263,7 +265,7 @@ void Server::Impl::accept_loop() {
       case Accept::retry: break;
     }
   }
-  queue.wake_held();
+  if (held > 0) queue.wake_held();
 }
 
 Session Server::Impl::new_session(Accepted& a) {

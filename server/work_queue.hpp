@@ -56,7 +56,7 @@ class WorkQueue {
     const std::size_t n = std::min(held_, items_.size());
     held_ = 0;
     if (n == 0) return;
-    const bool raise = leader_ && !wake_raised_;
+    const bool raise = leader_.load(std::memory_order_relaxed) && !wake_raised_;
     if (raise) wake_raised_ = true;
     const std::size_t followers = std::min(n - (raise ? 1 : 0), followers_);
     lock.unlock();
@@ -82,12 +82,13 @@ class WorkQueue {
   Turn wait_turn() {
     std::unique_lock lock(mu_);
     ++followers_;
-    cv_.wait(lock, [this] { return !items_.empty() || finished_ || !leader_; });
+    cv_.wait(lock, [this] {
+      return !items_.empty() || finished_ || !leader_.load(std::memory_order_relaxed);
+    });
     --followers_;
     if (auto item = pop_locked()) return {std::move(item), false};
     if (finished_) return {};
-    leader_ = true;
-    leading_.store(true, std::memory_order_release);
+    leader_.store(true, std::memory_order_relaxed);
     return {std::nullopt, true};
   }
 
@@ -96,8 +97,7 @@ class WorkQueue {
   // to go idle always leads). Waking a follower here cost a context switch per request.
   void end_lead() {
     std::lock_guard lock(mu_);
-    leader_ = false;
-    leading_.store(false, std::memory_order_release);
+    leader_.store(false, std::memory_order_relaxed);
     wake_raised_ = false;  // the next leader needs a fresh wake-up
   }
 
@@ -107,8 +107,8 @@ class WorkQueue {
   // asleep in epoll_wait() would not hear of: it is woken to hand it out.
   void lend_lead(bool kept = false) {
     std::unique_lock lock(mu_);
-    const bool promote = !leader_ && followers_ > 0;
-    const bool raise = kept && leader_ && !wake_raised_;
+    const bool promote = !leader_.load(std::memory_order_relaxed) && followers_ > 0;
+    const bool raise = kept && leader_.load(std::memory_order_relaxed) && !wake_raised_;
     if (raise) wake_raised_ = true;
     lock.unlock();
     if (promote) cv_.notify_one();
@@ -160,11 +160,11 @@ class WorkQueue {
   [[nodiscard]] std::size_t size() const { return size_.load(std::memory_order_relaxed); }
   // A worker leads: it is in, or about to enter, epoll_wait() on the parked set. Read without
   // the lock: a stale answer costs one system call or one request's delay, never an event.
-  [[nodiscard]] bool leading() const { return leading_.load(std::memory_order_acquire); }
+  [[nodiscard]] bool leading() const { return leader_.load(std::memory_order_relaxed); }
   // Workers waiting for work (the leader and the followers).
   [[nodiscard]] std::size_t idle_workers() const {
     std::lock_guard lock(mu_);
-    return followers_ + (leader_ ? 1 : 0);
+    return followers_ + (leader_.load(std::memory_order_relaxed) ? 1 : 0);
   }
 
  private:
@@ -191,7 +191,7 @@ class WorkQueue {
 
   void after_push(std::unique_lock<std::mutex>& lock) {
     size_.store(items_.size(), std::memory_order_relaxed);
-    const bool raise = leader_ && !wake_raised_;
+    const bool raise = leader_.load(std::memory_order_relaxed) && !wake_raised_;
     if (raise) wake_raised_ = true;
     const bool follower = !raise && followers_ > 0;
     lock.unlock();
@@ -206,13 +206,13 @@ class WorkQueue {
   std::condition_variable finished_cv_;  // wait_finished()
   std::deque<T> items_;
   std::size_t followers_ = 0;
-  bool leader_ = false;
+  // Written under mu_ and read there; atomic only so that leading() may read it without mu_.
+  std::atomic<bool> leader_{false};
   bool wake_raised_ = false;
   std::size_t held_ = 0;  // pushed by try_push_held(), not woken for yet
   bool closed_ = false;
   bool finished_ = false;
   std::atomic<std::size_t> size_{0};
-  std::atomic<bool> leading_{false};
 };
 
 }  // namespace tcpd

@@ -71,6 +71,18 @@ Clock::duration wait_until_parked(Parked& p, std::size_t left, Clock::duration l
   return Clock::now() - start;
 }
 
+// Parks `n` sessions; their clients' ends go to `peers`, their descriptors to `fds`. False
+// when one of them was not parked.
+bool park_pairs(Parked& parked, int n, std::vector<tcpd::Fd>& peers, std::vector<int>& fds) {
+  for (int i = 0; i < n; ++i) {
+    auto [s, peer] = make_pair();
+    fds.push_back(s.fd.get());
+    if (parked.park(s) != Park::parked) return false;
+    peers.push_back(std::move(peer));
+  }
+  return true;
+}
+
 }  // namespace
 
 TEST(Parked, ASessionWaitsUntilItsClientSendsAndIsHandedOutOnce) {
@@ -226,12 +238,7 @@ TEST(Parked, OneWaitTakesSeveralEventsAndHandsOutTheKeptOnesFirst) {
   Parked parked(e.env, true, false);
   std::vector<tcpd::Fd> peers;
   std::vector<int> fds;
-  for (int i = 0; i < 4; ++i) {
-    auto [s, peer] = make_pair();
-    fds.push_back(s.fd.get());
-    ASSERT_EQ(parked.park(s), Park::parked);
-    peers.push_back(std::move(peer));
-  }
+  ASSERT_TRUE(park_pairs(parked, 4, peers, fds));
   for (int i = 0; i < 3; ++i) ASSERT_EQ(::write(peers[i].get(), "x", 1), 1);
   std::vector<Session> out;
   auto first = parked.wait(1000);
@@ -262,12 +269,7 @@ TEST(Parked, TakeKeptHandsOutOnlyWhatAWaitKeptAndLeavesNewEventsToEpoll) {
   Parked parked(e.env, true, false);
   std::vector<tcpd::Fd> peers;
   std::vector<int> fds;
-  for (int i = 0; i < 3; ++i) {
-    auto [s, peer] = make_pair();
-    fds.push_back(s.fd.get());
-    ASSERT_EQ(parked.park(s), Park::parked);
-    peers.push_back(std::move(peer));
-  }
+  ASSERT_TRUE(park_pairs(parked, 3, peers, fds));
   EXPECT_TRUE(parked.take_kept().timed_out);  // nothing kept, nothing taken from the kernel
   for (int i = 0; i < 2; ++i) ASSERT_EQ(::write(peers[i].get(), "x", 1), 1);
   auto first = parked.wait(1000);
