@@ -101,7 +101,10 @@ one() {
   local round=$1 load=$2 mode=$3 ca=$4 cb=$5 pa pb t0a t0b t1a t1b
   pa=$(free_port) pb=$(free_port)
   while [[ $pb == "$pa" ]]; do pb=$(free_port); done
-  # Alternate which cgroup and which start order each server gets.
+  # Alternate which cgroup and which start order each server gets. The cgroup is what matters:
+  # one of a pair of cgroups gets up to ~3% more done than the other, the same one for the pair's
+  # life and a different one from one invocation to the next (docs/BENCHMARKS.md, "Tenth
+  # step"); the client's start order moved nothing measurable.
   local ga=${CG[$((round % 2))]} gb=${CG[$(((round + 1) % 2))]}
   PIDS=()
   start "$ga" "$pa" "${ARGV_A[@]}"
