@@ -250,7 +250,8 @@ void Server::Impl::accept_loop() {
     // turned away until something else closes.
     if (!spare) spare = open_spare();
     Accepted a = accept_next();
-    if (a.status == Accept::accepted) {
+    const Accept status = a.status;
+    if (status == Accept::accepted) {
       admit(std::move(a), true);
       if (++held < kAcceptBatch) continue;
     }
@@ -258,7 +259,7 @@ void Server::Impl::accept_loop() {
       queue.wake_held();  // before sleeping, shedding, or the next batch
       held = 0;
     }
-    switch (a.status) {
+    switch (status) {
       case Accept::accepted: break;
       case Accept::empty: wait_for_connections(); break;
       case Accept::out_of_fds: shed(); break;

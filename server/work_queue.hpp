@@ -55,13 +55,7 @@ class WorkQueue {
     std::unique_lock lock(mu_);
     const std::size_t n = std::min(held_, items_.size());
     held_ = 0;
-    if (n == 0) return;
-    const bool raise = leader_.load(std::memory_order_relaxed) && !wake_raised_;
-    if (raise) wake_raised_ = true;
-    const std::size_t followers = std::min(n - (raise ? 1 : 0), followers_);
-    lock.unlock();
-    if (raise) raise_eventfd(wake_.get());
-    for (std::size_t i = 0; i < followers; ++i) cv_.notify_one();
+    wake(lock, n);
   }
 
   // For connections the drain must serve whatever the bound (the listen backlog, the parked new
@@ -172,12 +166,12 @@ class WorkQueue {
     std::unique_lock lock(mu_);
     if (closed_ || items_.size() >= capacity_) return false;
     items_.push_back(std::move(item));
-    if (!held) {
+    if (held) {
+      ++held_;
+      size_.store(items_.size(), std::memory_order_relaxed);
+    } else {
       after_push(lock);
-      return true;
     }
-    ++held_;
-    size_.store(items_.size(), std::memory_order_relaxed);
     return true;
   }
 
@@ -191,12 +185,19 @@ class WorkQueue {
 
   void after_push(std::unique_lock<std::mutex>& lock) {
     size_.store(items_.size(), std::memory_order_relaxed);
+    wake(lock, 1);
+  }
+
+  // Wake-ups for `n` new items: the leader, which sleeps anyway, unless its wake-up is raised
+  // already, then a follower for each further item. Releases `lock` before waking anyone.
+  void wake(std::unique_lock<std::mutex>& lock, std::size_t n) {
+    if (n == 0) return;
     const bool raise = leader_.load(std::memory_order_relaxed) && !wake_raised_;
     if (raise) wake_raised_ = true;
-    const bool follower = !raise && followers_ > 0;
+    const std::size_t followers = std::min(n - (raise ? 1 : 0), followers_);
     lock.unlock();
-    if (follower) cv_.notify_one();
     if (raise) raise_eventfd(wake_.get());
+    for (std::size_t i = 0; i < followers; ++i) cv_.notify_one();
   }
 
   const std::size_t capacity_;
