@@ -2,6 +2,7 @@
 
 #include <dirent.h>
 
+#include <cstdlib>
 #include <fstream>
 #include <sstream>
 
@@ -21,12 +22,12 @@ long proc_status_kib(pid_t pid, const std::string& field) {
   return -1;
 }
 
-int proc_open_fds(pid_t pid) {
+int proc_open_fds(pid_t pid, int below) {
   DIR* d = ::opendir(("/proc/" + std::to_string(pid) + "/fd").c_str());
   if (d == nullptr) return -1;
   int n = 0;
   while (dirent* e = ::readdir(d)) {
-    if (e->d_name[0] != '.') ++n;
+    if (e->d_name[0] != '.' && std::atoi(e->d_name) < below) ++n;
   }
   ::closedir(d);
   return n;

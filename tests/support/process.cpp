@@ -11,10 +11,12 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
 #include <stdexcept>
+#include <string_view>
 #include <thread>
 #include <utility>
 
@@ -29,6 +31,15 @@ int ms_left(Clock::time_point deadline) {
   auto left =
       std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
   return left < 0 ? 0 : static_cast<int>(left);
+}
+
+// An inherited "NAME=value" that `extra` sets again: getenv() would find the first of the two.
+bool overridden(const char* entry, const std::vector<std::string>& extra) {
+  const char* eq = std::strchr(entry, '=');
+  if (eq == nullptr) return false;
+  const std::string_view name(entry, static_cast<std::size_t>(eq - entry) + 1);
+  return std::any_of(extra.begin(), extra.end(),
+                     [&](const std::string& e) { return e.starts_with(name); });
 }
 
 }  // namespace
@@ -48,7 +59,9 @@ Process::Process(std::vector<std::string> argv, const Spawn& how) {
   std::vector<std::string> env_strings(how.env);
   if (how.listen_fd >= 0) env_strings.emplace_back("LISTEN_FDS=1");
   std::vector<char*> envp;
-  for (char** e = environ; *e != nullptr; ++e) envp.push_back(*e);
+  for (char** e = environ; *e != nullptr; ++e) {
+    if (!overridden(*e, how.env)) envp.push_back(*e);
+  }
   for (auto& e : env_strings) envp.push_back(e.data());
   char listen_pid[32] = "LISTEN_PID=";
   if (how.listen_fd >= 0) envp.push_back(listen_pid);

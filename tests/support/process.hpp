@@ -27,7 +27,7 @@ struct Spawn {
   long limit_procs = 0;          // > 0: RLIMIT_NPROC in the child (thread creation fails)
   bool as_nobody = false;        // run as uid/gid 65534 (root ignores RLIMIT_NPROC)
   bool read_stderr = true;       // false: stderr is a pipe this side never reads (a blocked log)
-  std::vector<std::string> env;  // extra "NAME=value" entries
+  std::vector<std::string> env;  // extra "NAME=value" entries (replacing inherited ones)
   // >= 0: passed as descriptor 3 with LISTEN_FDS=1 and LISTEN_PID=<the child>, as systemd's
   // socket activation does. The caller keeps its own copy.
   int listen_fd = -1;
