@@ -323,10 +323,10 @@ void Server::Impl::shed() {
     last_fd_warning = now;
     log_at(LogLevel::warn, "out of file descriptors; turning new connections away with ERR busy");
   }
-  if (!spare) spare = open_spare();
   if (!spare) {
-    // Nothing to free (ENFILE is system-wide, or a lingering reject holds the slot): wait a
-    // little for descriptors to come back instead of spinning on accept().
+    // Nothing to free (may_accept() has just failed to reopen it: ENFILE is system-wide, or a
+    // lingering reject holds the slot): wait a little for descriptors to come back instead of
+    // spinning on accept().
     std::this_thread::sleep_for(Millis{5});
     new_connections_ready();
     return;
