@@ -16,6 +16,7 @@
 #include "eventfd.hpp"
 #include "log.hpp"
 #include "socket.hpp"
+#include "value_checks.hpp"
 
 namespace tcpd {
 namespace {
@@ -65,22 +66,11 @@ std::string response(std::string_view version, std::string_view status, std::str
 std::pair<std::string, uint16_t> split_host_port(const std::string& address) {
   const auto colon = address.rfind(':');
   if (colon == std::string::npos) throw std::invalid_argument("expected ADDR:PORT");
-  std::string host = address.substr(0, colon);
   const std::string port = address.substr(colon + 1);
-  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
-    host = host.substr(1, host.size() - 2);
+  if (std::string problem = check_integer(port, 0, 65535); !problem.empty()) {
+    throw std::invalid_argument("port " + problem);
   }
-  std::size_t used = 0;
-  int value = -1;
-  try {
-    value = std::stoi(port, &used);
-  } catch (const std::exception&) {
-    used = 0;
-  }
-  if (port.empty() || used != port.size() || value < 0 || value > 65535) {
-    throw std::invalid_argument("port '" + port + "' is not a number from 0 to 65535");
-  }
-  return {host, static_cast<uint16_t>(value)};
+  return {strip_brackets(address.substr(0, colon)), static_cast<uint16_t>(std::stoi(port))};
 }
 
 MetricsServer::MetricsServer(const std::string& address, std::function<std::string()> render)

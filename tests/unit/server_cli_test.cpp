@@ -128,7 +128,9 @@ TEST(ServerCli, MessagesSayWhatIsWrongWithTheValue) {
             "tcpd: --port: 70000 is not between 0 and 65535 (see tcpd --help)\n");
   EXPECT_EQ(bad({"--port"}).text, "tcpd: --port: needs a value (see tcpd --help)\n");
   EXPECT_EQ(bad({"--metrics", "[::1]:http"}).text,
-            "tcpd: --metrics: [::1]:http: port 'http' is not a number from 0 to 65535 (see tcpd "
+            "tcpd: --metrics: [::1]:http: port http is not an integer (see tcpd --help)\n");
+  EXPECT_EQ(bad({"--metrics", "127.0.0.1:70000"}).text,
+            "tcpd: --metrics: 127.0.0.1:70000: port 70000 is not between 0 and 65535 (see tcpd "
             "--help)\n");
   EXPECT_EQ(ok({"--metrics", "[::1]:0"}).metrics, "[::1]:0");
   const std::string help = std::get<CliExit>(parse({"--help"})).text;
