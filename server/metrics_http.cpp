@@ -109,7 +109,7 @@ void MetricsServer::run() {
     Fd conn(::accept4(listener_.get(), nullptr, nullptr, SOCK_CLOEXEC));
     if (!conn) {
       // Out of descriptors: the workers' clients come first; look again shortly.
-      if (errno == EMFILE || errno == ENFILE) ::poll(nullptr, 0, 100);
+      if (errno == EMFILE || errno == ENFILE) pause_unless_raised(stop_.get(), 100);
       continue;
     }
     try {

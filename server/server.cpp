@@ -11,7 +11,6 @@
 #include <cstring>
 #include <new>
 #include <system_error>
-#include <thread>
 
 #include "eventfd.hpp"
 #include "log.hpp"
@@ -217,7 +216,7 @@ Accepted Server::Impl::accept_next() {
     case ENOBUFS:
     case ENOMEM:
       // Kernel memory pressure: back off briefly rather than spin.
-      std::this_thread::sleep_for(Millis{10});
+      pause_unless_raised(accept_wake.get(), 10);
       return {Accept::retry, {}, {}};
     default: throw std::system_error(err, std::generic_category(), "accept on " + address);
   }
@@ -327,7 +326,7 @@ void Server::Impl::shed() {
     // Nothing to free (may_accept() has just failed to reopen it: ENFILE is system-wide, or a
     // lingering reject holds the slot): wait a little for descriptors to come back instead of
     // spinning on accept().
-    std::this_thread::sleep_for(Millis{5});
+    pause_unless_raised(accept_wake.get(), 5);
     new_connections_ready();
     return;
   }
