@@ -6,8 +6,10 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <cerrno>
+#include <cstddef>
 #include <cstring>
 #include <new>
 #include <system_error>
@@ -58,8 +60,11 @@ struct Accepted {
 constexpr uint64_t kQueueWake = Parked::kFirstTag;       // workers' set: the queue needs the leader
 constexpr uint64_t kListener = Parked::kFirstTag + 1;    // acceptor's set
 constexpr uint64_t kAcceptWake = Parked::kFirstTag + 2;  // acceptor's set: stop()
-// Connections the acceptor takes from its backlog before it wakes a worker for them.
-constexpr unsigned kAcceptBatch = 16;
+// Connections the acceptor takes from its backlog before it wakes a worker for them (fewer
+// wake-ups is what pays; the first connection of a full batch waits for 63 more accept4() calls,
+// a few hundred microseconds; docs/BENCHMARKS.md, "Thirteenth step"). Never more than the queue
+// holds: past that, held connections would wait unwoken while the rest went to waiting_new.
+constexpr std::size_t kAcceptBatch = 64;
 
 struct Server::Impl {
   explicit Impl(ServerConfig cfg)
@@ -243,13 +248,14 @@ void Server::Impl::new_connections_ready() {
 // connection costs one accept4(), as with a blocking accept. Workers are woken once the backlog
 // is empty or kAcceptBatch connections are queued, not per connection.
 void Server::Impl::accept_loop() {
-  unsigned held = 0;  // connections queued since the last wake-up (WorkQueue::try_push_held)
+  const std::size_t batch = std::min(kAcceptBatch, config.queue);
+  std::size_t held = 0;  // connections queued since the last wake-up (WorkQueue::try_push_held)
   while (!stopping.load(std::memory_order_relaxed)) {
     Accepted a = may_accept() ? accept_next() : Accepted{Accept::out_of_fds, {}, {}};
     const Accept status = a.status;
     if (status == Accept::accepted) {
       admit(std::move(a), true);
-      if (++held < kAcceptBatch) continue;
+      if (++held < batch) continue;
     }
     if (held > 0) {
       queue.wake_held();  // before sleeping, shedding, or the next batch
