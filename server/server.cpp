@@ -62,8 +62,9 @@ constexpr uint64_t kListener = Parked::kFirstTag + 1;    // acceptor's set
 constexpr uint64_t kAcceptWake = Parked::kFirstTag + 2;  // acceptor's set: stop()
 // Connections the acceptor takes from its backlog before it wakes a worker for them (fewer
 // wake-ups is what pays; the first connection of a full batch waits for 63 more accept4() calls,
-// a few hundred microseconds; docs/BENCHMARKS.md, "Thirteenth step"). Never more than the queue
-// holds: past that, held connections would wait unwoken while the rest went to waiting_new.
+// a few hundred microseconds by estimate; docs/BENCHMARKS.md, "Thirteenth step"). Never more
+// than the queue holds: past that, held connections would wait unwoken while the rest went to
+// waiting_new.
 constexpr std::size_t kAcceptBatch = 64;
 
 struct Server::Impl {
