@@ -1,6 +1,5 @@
 #pragma once
 
-#include <poll.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
 
@@ -24,14 +23,6 @@ inline Fd make_eventfd() {
 inline void raise_eventfd(int fd) {
   uint64_t one = 1;
   [[maybe_unused]] auto rc = ::write(fd, &one, sizeof one);
-}
-
-// A pause that must not spin (out of descriptors or kernel memory) but still ends the moment
-// `fd` is raised, so that stop() never waits for it. True if it was raised; the counter is left
-// as it is for the thread's own wait to see.
-inline bool pause_unless_raised(int fd, int timeout_ms) {
-  pollfd p{fd, POLLIN, 0};
-  return ::poll(&p, 1, timeout_ms) > 0;
 }
 
 }  // namespace tcpd

@@ -108,8 +108,9 @@ void MetricsServer::run() {
     if (p[1].revents != 0) return;
     Fd conn(::accept4(listener_.get(), nullptr, nullptr, SOCK_CLOEXEC));
     if (!conn) {
-      // Out of descriptors: the workers' clients come first; look again shortly.
-      if (errno == EMFILE || errno == ENFILE) pause_unless_raised(stop_.get(), 100);
+      // Out of descriptors: the workers' clients come first; look again shortly, unless stopped.
+      if (errno == EMFILE || errno == ENFILE)
+        wait_readable(stop_.get(), Clock::now() + Millis{100});
       continue;
     }
     try {

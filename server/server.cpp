@@ -221,8 +221,8 @@ Accepted Server::Impl::accept_next() {
     case ENFILE: return {Accept::out_of_fds, {}, {}};
     case ENOBUFS:
     case ENOMEM:
-      // Kernel memory pressure: back off briefly rather than spin.
-      pause_unless_raised(accept_wake.get(), 10);
+      // Kernel memory pressure: back off briefly rather than spin (stop() ends the pause).
+      wait_readable(accept_wake.get(), Clock::now() + Millis{10});
       return {Accept::retry, {}, {}};
     default: throw std::system_error(err, std::generic_category(), "accept on " + address);
   }
@@ -332,8 +332,8 @@ void Server::Impl::shed() {
   if (!spare) {
     // Nothing to free (may_accept() has just failed to reopen it: ENFILE is system-wide, or a
     // lingering reject holds the slot): wait a little for descriptors to come back instead of
-    // spinning on accept().
-    pause_unless_raised(accept_wake.get(), 5);
+    // spinning on accept(). stop() raising accept_wake ends the pause.
+    wait_readable(accept_wake.get(), Clock::now() + Millis{5});
     new_connections_ready();
     return;
   }

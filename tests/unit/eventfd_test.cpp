@@ -1,5 +1,6 @@
 // The eventfd helpers every waiting thread uses: a raise is never lost, and the pauses the
-// acceptor and the metrics thread take when they must not spin end as soon as stop() raises.
+// acceptor and the metrics thread take when they must not spin (wait_readable() on their stop
+// eventfd) end as soon as stop() raises it.
 #include "eventfd.hpp"
 
 #include <gtest/gtest.h>
@@ -7,13 +8,22 @@
 #include <chrono>
 #include <thread>
 
+#include "socket.hpp"
+
 using namespace std::chrono_literals;
 using Steady = std::chrono::steady_clock;
+using tcpd::IoStatus;
+
+namespace {
+IoStatus wait_raised(int fd, std::chrono::milliseconds ms) {
+  return tcpd::wait_readable(fd, tcpd::Clock::now() + ms);
+}
+}  // namespace
 
 TEST(EventFd, APauseRunsItsTimeWhenNothingRaisesIt) {
   tcpd::Fd ev = tcpd::make_eventfd();
   const auto t0 = Steady::now();
-  EXPECT_FALSE(tcpd::pause_unless_raised(ev.get(), 50));
+  EXPECT_EQ(wait_raised(ev.get(), 50ms), IoStatus::timed_out);
   EXPECT_GE(Steady::now() - t0, 45ms);  // poll() may round a little, never end early by much
 }
 
@@ -21,10 +31,10 @@ TEST(EventFd, APauseEndsAtOnceWhenRaisedBeforeOrDuringIt) {
   tcpd::Fd ev = tcpd::make_eventfd();
   tcpd::raise_eventfd(ev.get());
   auto t0 = Steady::now();
-  EXPECT_TRUE(tcpd::pause_unless_raised(ev.get(), 60'000));
+  EXPECT_EQ(wait_raised(ev.get(), 60s), IoStatus::ok);
   EXPECT_LT(Steady::now() - t0, 10s);
   // The raise is left for the owner's own wait: a second pause sees it too.
-  EXPECT_TRUE(tcpd::pause_unless_raised(ev.get(), 0));
+  EXPECT_EQ(wait_raised(ev.get(), 0ms), IoStatus::ok);
 
   tcpd::Fd late = tcpd::make_eventfd();
   std::thread raiser([&] {
@@ -32,7 +42,7 @@ TEST(EventFd, APauseEndsAtOnceWhenRaisedBeforeOrDuringIt) {
     tcpd::raise_eventfd(late.get());
   });
   t0 = Steady::now();
-  EXPECT_TRUE(tcpd::pause_unless_raised(late.get(), 60'000));
+  EXPECT_EQ(wait_raised(late.get(), 60s), IoStatus::ok);
   EXPECT_LT(Steady::now() - t0, 10s);
   raiser.join();
 }
@@ -42,5 +52,5 @@ TEST(EventFd, ARaiseAtTheCountersMaximumStaysReadable) {
   const uint64_t near_max = 0xfffffffffffffffeULL;  // the largest value an eventfd holds
   ASSERT_EQ(::write(ev.get(), &near_max, sizeof near_max), static_cast<ssize_t>(sizeof near_max));
   tcpd::raise_eventfd(ev.get());  // EAGAIN: full; nothing lost, it is readable already
-  EXPECT_TRUE(tcpd::pause_unless_raised(ev.get(), 0));
+  EXPECT_EQ(wait_raised(ev.get(), 0ms), IoStatus::ok);
 }
