@@ -138,6 +138,7 @@ Verdict answer_one_shot(Session& s, const SessionEnv& env) {
 IoResult receive(Session& s, Clock::time_point deadline, int wake_fd, const SessionEnv& env) {
   char* dst = s.framer.prepare(kReadChunk);
   IoResult r = read_some(s.fd.get(), dst, kReadChunk, deadline, wake_fd);
+  s.read_full = r.status == IoStatus::ok && r.bytes == kReadChunk;
   if (r.status == IoStatus::ok) {
     count_received(s, r.bytes, env);
     if (s.request_deadline == Clock::time_point::max()) request_begins(s, env);
@@ -291,9 +292,11 @@ std::optional<Verdict> drain_between_requests(Session& s, const SessionEnv& env)
 
 // Between requests. Right after a reply the client's next request is almost never there yet
 // (it has to read the reply first), so the session is parked without a read that would find
-// nothing; otherwise (just taken from the queue or the parked set) its bytes are usually there.
+// nothing, unless the last read filled its buffer (a pipelined burst: the rest is in the socket
+// already, and no event would come for it); otherwise (just taken from the queue or the parked
+// set) its bytes are usually there.
 std::optional<Verdict> next_request(Session& s, const SessionEnv& env, bool answered_this_turn) {
-  if (answered_this_turn) return Verdict{Verdict::Kind::park};
+  if (answered_this_turn && !s.read_full) return Verdict{Verdict::Kind::park};
   IoResult r = receive(s, kNoWait, -1, env);
   switch (r.status) {
     case IoStatus::ok: return std::nullopt;

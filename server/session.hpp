@@ -47,6 +47,9 @@ struct Session {
   Clock::time_point last_byte{};
   bool line_client = false;  // has sent a newline: no more one-shot pause rule
   bool registered = false;   // its descriptor is in the workers' epoll set (see Parked)
+  // The last read filled all it asked for: more may wait in the socket, and edge-triggered
+  // registration (Parked) sends no new event for bytes that were there before that read.
+  bool read_full = false;
   uint64_t replies = 0;
   uint64_t bytes_in = 0;
   uint64_t bytes_out = 0;

@@ -67,6 +67,22 @@ TEST_F(Protocol, PipelinedRequestsAnsweredInOrder) {
   for (int i = 0; i < 100; ++i) ASSERT_EQ(c.line(), "req" + std::to_string(i) + "\n");
 }
 
+// A parked session is registered edge-triggered: one event for a burst, however large. A burst
+// of complete lines longer than one read (16 KiB), whose first read ends exactly at a newline,
+// once left the rest unread in the socket with no event to come for it: 512 of these 1,024
+// requests were answered, and the session waited for its idle timeout.
+TEST_F(Protocol, BurstLongerThanOneReadIsAnsweredInFull) {
+  InProcessServer srv(cfg);
+  Client c = Client::connect(srv.port());
+  ASSERT_TRUE(c.send("first\n"));  // served and parked: registered from now on
+  ASSERT_EQ(c.line(), "Hello from the server!\n");
+  const std::string line = std::string(31, 'x') + "\n";  // 16 KiB is 512 of them exactly
+  std::string burst;
+  for (int i = 0; i < 1024; ++i) burst += line;
+  ASSERT_TRUE(c.send(burst));
+  for (int i = 0; i < 1024; ++i) ASSERT_EQ(c.line(2s), "Hello from the server!\n") << "reply " << i;
+}
+
 TEST_F(Protocol, EmptyLinesAreRequests) {
   InProcessServer srv(cfg);
   Client c = Client::connect(srv.port());
