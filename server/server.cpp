@@ -13,6 +13,7 @@
 #include <cstring>
 #include <new>
 #include <system_error>
+#include <vector>
 
 #include "eventfd.hpp"
 #include "log.hpp"
@@ -103,7 +104,12 @@ struct Server::Impl {
   std::optional<Session> next_session(bool& queue_first, Scratch& scratch);
   std::optional<Session> take_ready(bool& queue_first);
   std::optional<Session> from_queue();
-  void serve_one(Session& s, Scratch& scratch);
+  void take_ready_batch(std::vector<Session>& batch);
+  void serve_batch(std::vector<Session>& batch, Scratch& scratch);
+  template <typename Step>
+  void guarded(Session& s, Scratch& scratch, Step step);
+  // `in`: the receive buffer lent to `s`, kept afterwards unless it grew past `kept_cap`.
+  void serve_one(Session& s, LineFramer::Buffer& in, std::size_t kept_cap, std::string& out);
   void end(Session& s, Outcome outcome, bool linger);
   void finish_if_drained();
   // A worker is about to sleep inside a request: see WorkQueue::lend_lead.
@@ -373,11 +379,12 @@ void Server::Impl::end(Session& s, Outcome outcome, bool linger) {
   s.fd.reset();
 }
 
-void Server::Impl::serve_one(Session& s, Scratch& scratch) {
+void Server::Impl::serve_one(Session& s, LineFramer::Buffer& in, std::size_t kept_cap,
+                             std::string& out) {
   for (;;) {
-    s.framer.borrow(scratch.in);
-    Verdict v = serve(s, env, scratch.out);
-    s.framer.give_back(scratch.in, kKeptReceiveBuffer);
+    s.framer.borrow(in);
+    Verdict v = serve(s, env, out);
+    s.framer.give_back(in, kept_cap);
     if (v.kind == Verdict::Kind::close) {
       end(s, v.outcome, v.linger);
       return;
@@ -441,7 +448,7 @@ std::optional<Session> Server::Impl::next_session(bool& queue_first, Scratch& sc
     if (auto s = take_ready(queue_first)) return s;
     // Likely to sleep: a worker with nothing to do holds no receive buffer (256 idle workers
     // would hold 4 MiB). Under load workers rarely get here, so this costs no allocation there.
-    scratch.in = {};
+    for (auto& in : scratch.in) in = {};
     auto turn = queue.wait_turn();
     if (turn.item) {
       stats.queue_waited(Clock::now() - turn.item->queued);
@@ -456,23 +463,65 @@ std::optional<Session> Server::Impl::next_session(bool& queue_first, Scratch& sc
   }
 }
 
+// More sessions the parked set has reported ready already (kept from an earlier epoll_wait()),
+// up to a batch: no system call.
+void Server::Impl::take_ready_batch(std::vector<Session>& batch) {
+  while (batch.size() < Scratch::kReadAhead) {
+    Parked::Woken w = parked.take_kept();
+    if (w.tag == kQueueWake) queue.woken();
+    if (w.session) {
+      batch.push_back(std::move(*w.session));
+    } else if (w.timed_out) {
+      return;
+    }
+  }
+}
+
+// Out of memory (or any other failure) in `step` ends this connection, never the process.
+template <typename Step>
+void Server::Impl::guarded(Session& s, Scratch& scratch, Step step) {
+  try {
+    step();
+  } catch (const std::exception& e) {
+    if (s.fd) {
+      log_at(LogLevel::error, "{}: {}; closing the connection", s.peer.str(), e.what());
+      end(s, Outcome::error, false);
+    } else {
+      stats.ended(Outcome::error);  // lost while being handed on
+    }
+    scratch = Scratch{};
+  }
+}
+
+// Every session of a batch is read before any is answered, so that the replies leave back to
+// back. On loopback the server's send() wakes the client, and a client woken per reply cost the
+// server more than the batch's reads (docs/DESIGN.md, "Read ahead").
+void Server::Impl::serve_batch(std::vector<Session>& batch, Scratch& scratch) {
+  if (batch.size() > 1) {
+    for (std::size_t i = 0; i < batch.size(); ++i) {
+      guarded(batch[i], scratch, [&] { read_ahead(batch[i], scratch.in[i], env); });
+    }
+  }
+  for (std::size_t i = 0; i < batch.size(); ++i) {
+    if (!batch[i].fd) continue;  // its read ahead threw: ended already
+    const std::size_t kept_cap = i == 0 ? kKeptReceiveBuffer : kReadAheadChunk;
+    guarded(batch[i], scratch, [&] { serve_one(batch[i], scratch.in[i], kept_cap, scratch.out); });
+  }
+  batch.clear();
+}
+
 void Server::Impl::work(unsigned index) {
   stats.bind_thread(index);
   Scratch scratch;
+  std::vector<Session> batch;
+  batch.reserve(Scratch::kReadAhead);
   bool queue_first = true;
-  while (auto item = next_session(queue_first, scratch)) {
-    try {
-      serve_one(*item, scratch);
-    } catch (const std::exception& e) {
-      // Out of memory (or any other failure) ends this connection, never the process.
-      if (item->fd) {
-        log_at(LogLevel::error, "{}: {}; closing the connection", item->peer.str(), e.what());
-        end(*item, Outcome::error, false);
-      } else {
-        stats.ended(Outcome::error);  // lost while being handed on
-      }
-      scratch = Scratch{};
-    }
+  while (auto first = next_session(queue_first, scratch)) {
+    // A session from the parked set comes with others, often: the same epoll_wait() reported them.
+    const bool parked_first = first->registered;
+    batch.push_back(std::move(*first));
+    if (parked_first) take_ready_batch(batch);
+    serve_batch(batch, scratch);
     if (scratch.out.capacity() > 2 * kReplyBuffer) std::string().swap(scratch.out);
   }
   queue.wake_leader();  // the leader may be asleep in epoll_wait(): it leaves too

@@ -135,10 +135,12 @@ Verdict answer_one_shot(Session& s, const SessionEnv& env) {
 // Reads into the framer. Returns the status; on ok the bytes are committed. The first byte of a
 // request starts its io-timeout clock. A deadline already passed (kNoWait) is one non-blocking
 // read.
-IoResult receive(Session& s, Clock::time_point deadline, int wake_fd, const SessionEnv& env) {
-  char* dst = s.framer.prepare(kReadChunk);
-  IoResult r = read_some(s.fd.get(), dst, kReadChunk, deadline, wake_fd);
-  s.read_full = r.status == IoStatus::ok && r.bytes == kReadChunk;
+IoResult receive(Session& s, Clock::time_point deadline, int wake_fd, const SessionEnv& env,
+                 std::size_t chunk = kReadChunk) {
+  if (s.ended_ahead != IoStatus::ok) return {std::exchange(s.ended_ahead, IoStatus::ok)};
+  char* dst = s.framer.prepare(chunk);
+  IoResult r = read_some(s.fd.get(), dst, chunk, deadline, wake_fd);
+  s.read_full = r.status == IoStatus::ok && r.bytes == chunk;
   if (r.status == IoStatus::ok) {
     count_received(s, r.bytes, env);
     if (s.request_deadline == Clock::time_point::max()) request_begins(s, env);
@@ -307,6 +309,14 @@ std::optional<Verdict> next_request(Session& s, const SessionEnv& env, bool answ
 }
 
 }  // namespace
+
+void read_ahead(Session& s, LineFramer::Buffer& buffer, const SessionEnv& env) {
+  s.framer.borrow(buffer);
+  // Nothing there (a stale event) is not kept: a client that has not sent a newline yet may
+  // still be owed its one-shot pause, which serve() waits for.
+  const IoStatus st = receive(s, kNoWait, -1, env, kReadAheadChunk).status;
+  if (st == IoStatus::closed || st == IoStatus::reset || st == IoStatus::error) s.ended_ahead = st;
+}
 
 // One named step per state: answer what is complete, finish a request under way, or look for
 // the next request (the drain gives it a moment instead of parking it).

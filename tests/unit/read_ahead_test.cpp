@@ -1,0 +1,140 @@
+// A worker's read ahead (read_ahead(), then serve()) on socketpairs, no server: what it read is
+// answered, how the stream ended reaches serve() once, and finding nothing changes nothing.
+#include <gtest/gtest.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <string>
+
+#include "eventfd.hpp"
+#include "session.hpp"
+
+using namespace std::chrono_literals;
+using tcpd::Clock;
+using tcpd::Outcome;
+using tcpd::Session;
+using tcpd::Verdict;
+
+namespace {
+
+struct Env {
+  tcpd::ServerConfig config;
+  tcpd::Stats stats{1};
+  tcpd::Fd stop = tcpd::make_eventfd();
+  std::atomic<bool> draining{false};
+  std::atomic<Clock::rep> drain_deadline{0};
+  tcpd::SessionEnv env{config, stats, stop.get(), draining, drain_deadline};
+  Env() { config.log_level = tcpd::LogLevel::warn; }
+};
+
+struct Pair {
+  Session session;
+  tcpd::Fd peer;
+};
+
+Pair make_pair() {
+  int sv[2];
+  if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) std::abort();
+  Session s(tcpd::Fd(sv[0]), 64 * 1024, Clock::now(), tcpd::Millis{10000});
+  return {std::move(s), tcpd::Fd(sv[1])};
+}
+
+void send_all(int fd, const std::string& data) {
+  ASSERT_EQ(::send(fd, data.data(), data.size(), MSG_NOSIGNAL), static_cast<ssize_t>(data.size()));
+}
+
+// The reply lines `fd` receives: reads until `want` have come or `limit` passes.
+int replies(int fd, int want, std::chrono::milliseconds limit = 2s) {
+  const auto end = Clock::now() + limit;
+  int lines = 0;
+  char buf[65536];
+  while (lines < want && Clock::now() < end) {
+    pollfd p{fd, POLLIN, 0};
+    if (::poll(&p, 1, 50) <= 0) continue;
+    const ssize_t n = ::recv(fd, buf, sizeof buf, MSG_DONTWAIT);
+    if (n <= 0) break;
+    for (ssize_t i = 0; i < n; ++i) lines += buf[i] == '\n' ? 1 : 0;
+  }
+  return lines;
+}
+
+}  // namespace
+
+TEST(ReadAhead, WhatItReadIsAnswered) {
+  Env e;
+  auto [s, peer] = make_pair();
+  send_all(peer.get(), "one\ntwo\n");
+  tcpd::LineFramer::Buffer buffer;
+  tcpd::read_ahead(s, buffer, e.env);
+  EXPECT_EQ(s.bytes_in, 8U);
+  std::string out;
+  const Verdict v = tcpd::serve(s, e.env, out);
+  EXPECT_EQ(v.kind, Verdict::Kind::park);
+  EXPECT_EQ(s.replies, 2U);
+  EXPECT_EQ(replies(peer.get(), 2), 2);
+}
+
+// A reset is reported by the kernel once: a second read would find a plain end of stream, and
+// the session would count as ended without a request instead of reset.
+TEST(ReadAhead, AResetReachesServe) {
+  Env e;
+  auto [s, peer] = make_pair();
+  send_all(s.fd.get(), "unread by the peer");
+  peer.reset();  // closing with unread input: the session's next read fails with ECONNRESET
+  tcpd::LineFramer::Buffer buffer;
+  tcpd::read_ahead(s, buffer, e.env);
+  std::string out;
+  const Verdict v = tcpd::serve(s, e.env, out);
+  EXPECT_EQ(v.kind, Verdict::Kind::close);
+  EXPECT_EQ(v.outcome, Outcome::reset);
+}
+
+TEST(ReadAhead, TheEndOfTheStreamReachesServe) {
+  Env e;
+  auto [s, peer] = make_pair();
+  peer.reset();
+  tcpd::LineFramer::Buffer buffer;
+  tcpd::read_ahead(s, buffer, e.env);
+  std::string out;
+  const Verdict v = tcpd::serve(s, e.env, out);
+  EXPECT_EQ(v.kind, Verdict::Kind::close);
+  EXPECT_EQ(v.outcome, Outcome::no_request);
+}
+
+// Finding nothing (a stale event) is not kept: serve() reads for itself, so a request that
+// arrives in between is answered, not parked unread.
+TEST(ReadAhead, FindingNothingIsNotKept) {
+  Env e;
+  auto [s, peer] = make_pair();
+  tcpd::LineFramer::Buffer buffer;
+  tcpd::read_ahead(s, buffer, e.env);
+  EXPECT_EQ(s.bytes_in, 0U);
+  send_all(peer.get(), "late\n");
+  std::string out;
+  tcpd::serve(s, e.env, out);
+  EXPECT_EQ(s.replies, 1U);
+  EXPECT_EQ(replies(peer.get(), 1), 1);
+}
+
+// A read ahead that fills its chunk is not the last: the rest is in the socket already, and no
+// event would come for it once the session is parked again (edge-triggered).
+TEST(ReadAhead, AFullReadIsNotTheLast) {
+  Env e;
+  auto [s, peer] = make_pair();
+  const std::string line = std::string(31, 'x') + "\n";
+  std::string burst;
+  for (std::size_t i = 0; i < 2 * tcpd::kReadAheadChunk / line.size(); ++i) burst += line;
+  send_all(peer.get(), burst);
+  tcpd::LineFramer::Buffer buffer;
+  tcpd::read_ahead(s, buffer, e.env);
+  EXPECT_EQ(s.bytes_in, tcpd::kReadAheadChunk);  // ends exactly at a newline
+  std::string out;
+  const Verdict v = tcpd::serve(s, e.env, out);
+  EXPECT_EQ(v.kind, Verdict::Kind::park);
+  const auto want = static_cast<int>(burst.size() / line.size());
+  EXPECT_EQ(s.replies, static_cast<uint64_t>(want));
+  EXPECT_EQ(replies(peer.get(), want), want);
+}
