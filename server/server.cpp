@@ -12,6 +12,7 @@
 #include <cstddef>
 #include <cstring>
 #include <new>
+#include <span>
 #include <system_error>
 #include <vector>
 
@@ -112,8 +113,9 @@ struct Server::Impl {
   void serve_one(Session& s, LineFramer::Buffer& in, std::size_t kept_cap, std::string& out);
   void end(Session& s, Outcome outcome, bool linger);
   void finish_if_drained();
-  // A worker is about to sleep inside a request: see WorkQueue::lend_lead.
-  void will_block() { queue.lend_lead(parked.has_kept()); }
+  // A worker is about to sleep inside a request: see WorkQueue::lend_lead, and its batch's
+  // sessions not served yet go to other workers.
+  void will_block();
   void drain();
   void accept_backlog();
   void stop_threads();
@@ -463,6 +465,26 @@ std::optional<Session> Server::Impl::next_session(bool& queue_first, Scratch& sc
   }
 }
 
+namespace {
+// The sessions of this thread's batch that it has not served yet (serve_batch).
+thread_local std::span<Session> t_unserved;
+}  // namespace
+
+// A batch is for requests answered at once. Before a request makes its worker sleep (simulated
+// work, a client not reading its replies, the drain's waits), the rest of the batch, read
+// already, goes through the queue to workers that are free, instead of waiting for that sleep.
+// Not during the drain: the queue may be finished already, and serve() bounds every wait by
+// the drain deadline.
+void Server::Impl::will_block() {
+  if (!draining.load(std::memory_order_acquire)) {
+    for (Session& s : t_unserved) {
+      if (s.fd) queue.push(s);  // always taken: at most a batch per worker
+    }
+    t_unserved = {};
+  }
+  queue.lend_lead(parked.has_kept());
+}
+
 // More sessions the parked set has reported ready already (kept from an earlier epoll_wait()),
 // up to a batch: no system call.
 void Server::Impl::take_ready_batch(std::vector<Session>& batch) {
@@ -503,10 +525,12 @@ void Server::Impl::serve_batch(std::vector<Session>& batch, Scratch& scratch) {
     }
   }
   for (std::size_t i = 0; i < batch.size(); ++i) {
-    if (!batch[i].fd) continue;  // its read ahead threw: ended already
+    if (!batch[i].fd) continue;  // its read ahead threw (ended), or handed on by will_block()
+    t_unserved = std::span<Session>(batch).subspan(i + 1);
     const std::size_t kept_cap = i == 0 ? kKeptReceiveBuffer : kReadAheadChunk;
     guarded(batch[i], scratch, [&] { serve_one(batch[i], scratch.in[i], kept_cap, scratch.out); });
   }
+  t_unserved = {};
   batch.clear();
 }
 

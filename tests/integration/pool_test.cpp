@@ -44,6 +44,37 @@ TEST(Pool, OneWorkerServesThemOneAfterAnother) {
   EXPECT_GE(took, 8 * 200ms - 50ms);
 }
 
+// A worker takes the ready sessions one epoll_wait() reported as a batch, reads them all, then
+// answers them in turn. A request that makes it sleep (here --delay-ms) must not hold the rest
+// of its batch: they go to the queue for the next free worker. Without that, the six requests
+// below were answered one after another by one worker (the last after seven delays) while the
+// other worker was free from the second delay on.
+TEST(Pool, ABatchIsNotHeldByASleepingRequest) {
+  auto cfg = test_config();
+  cfg.workers = 2;
+  cfg.delay = 300ms;
+  InProcessServer srv(cfg);
+  std::vector<Client> ready;
+  for (int i = 0; i < 6; ++i) ready.push_back(Client::connect(srv.port()));
+  for (auto& c : ready) ASSERT_TRUE(c.send("first\n"));
+  for (auto& c : ready) ASSERT_EQ(c.line(10s), "Hello from the server!\n");  // parked now
+  const auto bytes_before = srv.server().stats().bytes_in;
+  // One worker busy for one delay, the other for two.
+  Client a = Client::connect(srv.port());
+  Client b = Client::connect(srv.port());
+  ASSERT_TRUE(a.send("a\n"));
+  ASSERT_TRUE(b.send("b\nb\n"));
+  ASSERT_TRUE(eventually([&] { return srv.server().stats().bytes_in == bytes_before + 6; }));
+  // Six sessions ready at once: the worker free first takes them as one batch.
+  const auto start = std::chrono::steady_clock::now();
+  for (auto& c : ready) ASSERT_TRUE(c.send("second\n"));
+  for (auto& c : ready) ASSERT_EQ(c.line(10s), "Hello from the server!\n");
+  const auto took = std::chrono::steady_clock::now() - start;
+  // Two workers from the second delay on: about five delays (1.5 s); held, seven (2.1 s).
+  EXPECT_LT(took, 1800ms) << std::chrono::duration_cast<std::chrono::milliseconds>(took).count()
+                          << " ms";
+}
+
 TEST(Pool, FullQueueAnswersErrBusyAndCloses) {
   auto cfg = test_config();
   cfg.workers = 1;
