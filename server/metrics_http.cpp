@@ -109,8 +109,9 @@ void MetricsServer::run() {
     Fd conn(::accept4(listener_.get(), nullptr, nullptr, SOCK_CLOEXEC));
     if (!conn) {
       // Out of descriptors: the workers' clients come first; look again shortly, unless stopped.
-      if (errno == EMFILE || errno == ENFILE)
+      if (errno == EMFILE || errno == ENFILE) {
         wait_readable(stop_.get(), Clock::now() + Millis{100});
+      }
       continue;
     }
     try {

@@ -517,7 +517,7 @@ void Server::Impl::guarded(Session& s, Scratch& scratch, Step step) {
 
 // Every session of a batch is read before any is answered, so that the replies leave back to
 // back. On loopback the server's send() wakes the client, and a client woken per reply cost the
-// server more than the batch's reads (docs/DESIGN.md, "Read ahead").
+// server more than the batch's reads (docs/DESIGN.md, "Fourteenth step").
 void Server::Impl::serve_batch(std::vector<Session>& batch, Scratch& scratch) {
   if (batch.size() > 1) {
     for (std::size_t i = 0; i < batch.size(); ++i) {

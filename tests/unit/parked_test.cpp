@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "eventfd.hpp"
+#include "session_pair.hpp"
 
 using namespace std::chrono_literals;
 using tcpd::Clock;
@@ -25,29 +26,8 @@ using tcpd::Session;
 
 namespace {
 
-struct Env {
-  tcpd::ServerConfig config;
-  tcpd::Stats stats{1};
-  tcpd::Fd stop = tcpd::make_eventfd();
-  std::atomic<bool> draining{false};
-  std::atomic<Clock::rep> drain_deadline{0};
-  tcpd::SessionEnv env{config, stats, stop.get(), draining, drain_deadline};
-  Env() { config.log_level = tcpd::LogLevel::warn; }
-};
-
-// A session on one end of a socketpair; `peer` is the client's end.
-struct Pair {
-  Session session;
-  tcpd::Fd peer;
-};
-
-Pair make_pair(Clock::duration idle = 10s) {
-  int sv[2];
-  if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) std::abort();
-  const auto now = Clock::now();
-  Session s(tcpd::Fd(sv[0]), 1024, now, std::chrono::duration_cast<tcpd::Millis>(idle));
-  return {std::move(s), tcpd::Fd(sv[1])};
-}
+using Env = testing_support::SessionTestEnv;
+using testing_support::make_session_pair;
 
 bool is_open(int fd) {
   return ::fcntl(fd, F_GETFD) != -1;
@@ -75,7 +55,7 @@ Clock::duration wait_until_parked(Parked& p, std::size_t left, Clock::duration l
 // when one of them was not parked.
 bool park_pairs(Parked& parked, int n, std::vector<tcpd::Fd>& peers, std::vector<int>& fds) {
   for (int i = 0; i < n; ++i) {
-    auto [s, peer] = make_pair();
+    auto [s, peer] = make_session_pair();
     fds.push_back(s.fd.get());
     if (parked.park(s) != Park::parked) return false;
     peers.push_back(std::move(peer));
@@ -88,7 +68,7 @@ bool park_pairs(Parked& parked, int n, std::vector<tcpd::Fd>& peers, std::vector
 TEST(Parked, ASessionWaitsUntilItsClientSendsAndIsHandedOutOnce) {
   Env e;
   Parked parked(e.env, true, false);
-  auto [s, peer] = make_pair();
+  auto [s, peer] = make_session_pair();
   const int fd = s.fd.get();
   ASSERT_EQ(parked.park(s), Park::parked);
   EXPECT_EQ(parked.sessions(), 1u);
@@ -107,7 +87,7 @@ TEST(Parked, ASessionWaitsUntilItsClientSendsAndIsHandedOutOnce) {
 TEST(Parked, ASessionParkedAgainIsReArmedNotRegisteredTwice) {
   Env e;
   Parked parked(e.env, true, false);
-  auto [s, peer] = make_pair();
+  auto [s, peer] = make_session_pair();
   ASSERT_EQ(parked.park(s), Park::parked);
   for (int round = 0; round < 3; ++round) {
     ASSERT_EQ(::write(peer.get(), "x", 1), 1);
@@ -122,7 +102,7 @@ TEST(Parked, ASessionParkedAgainIsReArmedNotRegisteredTwice) {
 TEST(Parked, BytesThatComeWhileAThreadHasTheSessionMakeParkSayReady) {
   Env e;
   Parked parked(e.env, true, false);
-  auto [s, peer] = make_pair();
+  auto [s, peer] = make_session_pair();
   ASSERT_EQ(parked.park(s), Park::parked);
   ASSERT_EQ(::write(peer.get(), "a\n", 2), 2);
   auto got = next_session(parked);
@@ -150,7 +130,7 @@ TEST(Parked, ADescriptorNumberReusedAfterForgetStartsAfresh) {
   Parked parked(e.env, true, false);
   int first_fd = -1;
   {
-    auto [s, peer] = make_pair();
+    auto [s, peer] = make_session_pair();
     first_fd = s.fd.get();
     ASSERT_EQ(parked.park(s), Park::parked);
     ASSERT_EQ(::write(peer.get(), "a", 1), 1);
@@ -160,7 +140,7 @@ TEST(Parked, ADescriptorNumberReusedAfterForgetStartsAfresh) {
     EXPECT_FALSE(parked.wait(1000).timed_out);  // marks the entry ready
     parked.forget(got->fd.get());               // then it closes
   }
-  auto [s, peer] = make_pair();
+  auto [s, peer] = make_session_pair();
   ASSERT_EQ(s.fd.get(), first_fd);  // the lowest free number: the same one
   // A new registration (ADD, not the old entry's mark): parked, and handed out on its bytes.
   ASSERT_EQ(parked.park(s), Park::parked);
@@ -172,7 +152,7 @@ TEST(Parked, ADescriptorNumberReusedAfterForgetStartsAfresh) {
 TEST(Parked, ADeadlineThatMovedLaterIsKeptNotTheFirstOne) {
   Env e;
   Parked parked(e.env, true, false);
-  auto [s, peer] = make_pair(100ms);
+  auto [s, peer] = make_session_pair(100ms);
   const auto start = Clock::now();
   ASSERT_EQ(parked.park(s), Park::parked);  // filed for start + 100 ms
   ASSERT_EQ(::write(peer.get(), "a", 1), 1);
@@ -197,7 +177,7 @@ TEST(Parked, TheDeadlineIndexDoesNotGrowWithClosedConnections) {
   Env e;
   Parked parked(e.env, true, false);
   for (int i = 0; i < 5000; ++i) {
-    auto [s, peer] = make_pair(10s);
+    auto [s, peer] = make_session_pair(10s);
     ASSERT_EQ(parked.park(s), Park::parked);
     ASSERT_EQ(::write(peer.get(), "x", 1), 1);
     auto got = next_session(parked);
@@ -207,7 +187,7 @@ TEST(Parked, TheDeadlineIndexDoesNotGrowWithClosedConnections) {
   EXPECT_EQ(parked.sessions(), 0u);
   EXPECT_LE(parked.deadline_keys(), 1100u);
   // A live session's key survives compaction: it is still closed at its deadline.
-  auto [s, peer] = make_pair(50ms);
+  auto [s, peer] = make_session_pair(50ms);
   ASSERT_EQ(parked.park(s), Park::parked);
   wait_until_parked(parked, 0);
   EXPECT_EQ(parked.sessions(), 0u);
@@ -217,7 +197,7 @@ TEST(Parked, TheDeadlineIndexDoesNotGrowWithClosedConnections) {
 TEST(Parked, OneEventGoesToExactlyOneOfManyWaitingThreads) {
   Env e;
   Parked parked(e.env, true, false);
-  auto [s, peer] = make_pair();
+  auto [s, peer] = make_session_pair();
   ASSERT_EQ(parked.park(s), Park::parked);
   std::atomic<int> handed{0};
   std::vector<std::thread> waiters;
@@ -291,7 +271,7 @@ TEST(Parked, TakeKeptHandsOutOnlyWhatAWaitKeptAndLeavesNewEventsToEpoll) {
 TEST(Parked, AnIdleSessionIsClosedAtItsIdleDeadline) {
   Env e;
   Parked parked(e.env, true, false);
-  auto [s, peer] = make_pair(50ms);
+  auto [s, peer] = make_session_pair(50ms);
   ASSERT_EQ(parked.park(s), Park::parked);
   // The timer's event closes it in whichever thread waits.
   EXPECT_GE(wait_until_parked(parked, 0), 45ms);
@@ -304,7 +284,7 @@ TEST(Parked, AnIdleSessionIsClosedAtItsIdleDeadline) {
 TEST(Parked, APartialRequestKeepsItsOwnDeadline) {
   Env e;
   Parked parked(e.env, true, false);
-  auto [s, peer] = make_pair(10s);
+  auto [s, peer] = make_session_pair(10s);
   s.framer.append("half a requ");
   s.request_deadline = Clock::now() + 50ms;  // earlier than the idle deadline: it is the one
   ASSERT_EQ(parked.park(s), Park::parked);
@@ -315,8 +295,8 @@ TEST(Parked, APartialRequestKeepsItsOwnDeadline) {
 TEST(Parked, ALaterEarlierDeadlineReArmsTheTimer) {
   Env e;
   Parked parked(e.env, true, false);
-  auto [late, late_peer] = make_pair(10s);
-  auto [soon, soon_peer] = make_pair(60ms);
+  auto [late, late_peer] = make_session_pair(10s);
+  auto [soon, soon_peer] = make_session_pair(60ms);
   ASSERT_EQ(parked.park(late), Park::parked);  // the timer is armed for 10 s
   ASSERT_EQ(parked.park(soon), Park::parked);  // must move it to 60 ms
   EXPECT_LT(wait_until_parked(parked, 1), 2s);
@@ -326,7 +306,7 @@ TEST(Parked, ALaterEarlierDeadlineReArmsTheTimer) {
 TEST(Parked, ALingeringCloseDiscardsInputUntilThePeerCloses) {
   Env e;
   Parked parked(e.env, true, false);
-  auto [s, peer] = make_pair();
+  auto [s, peer] = make_session_pair();
   const int fd = s.fd.get();
   ASSERT_EQ(::write(peer.get(), "unread", 6), 6);
   parked.linger(std::move(s.fd), false);
@@ -355,12 +335,12 @@ TEST(Parked, AWatchedDescriptorReturnsItsTag) {
 TEST(Parked, TheDrainClosesAnsweredIdleSessionsAndGivesTheRestAGrace) {
   Env e;
   Parked parked(e.env, true, false);
-  auto [answered, answered_peer] = make_pair();
+  auto [answered, answered_peer] = make_session_pair();
   answered.replies = 1;
-  auto [asking, asking_peer] = make_pair();
+  auto [asking, asking_peer] = make_session_pair();
   asking.replies = 1;
   ASSERT_EQ(::write(asking_peer.get(), "next\n", 5), 5);  // its next request is here
-  auto [silent, silent_peer] = make_pair();               // new, has sent nothing
+  auto [silent, silent_peer] = make_session_pair();       // new, has sent nothing
   ASSERT_EQ(parked.park(answered), Park::parked);
   ASSERT_EQ(parked.park(asking), Park::parked);
   ASSERT_EQ(parked.park(silent), Park::parked);
@@ -368,7 +348,7 @@ TEST(Parked, TheDrainClosesAnsweredIdleSessionsAndGivesTheRestAGrace) {
   parked.begin_drain(Clock::now() + 5s);
   EXPECT_EQ(e.stats.snapshot().of(Outcome::served), 1u);  // the answered one, closed now
   EXPECT_EQ(parked.sessions(), 2u);
-  auto more = make_pair();
+  auto more = make_session_pair();
   EXPECT_EQ(parked.park(more.session), Park::refused);  // refused from now on
   EXPECT_TRUE(more.session.fd);                         // and left to the caller
   auto got = next_session(parked);
@@ -384,8 +364,8 @@ TEST(Parked, TheDrainClosesAnsweredIdleSessionsAndGivesTheRestAGrace) {
 TEST(Parked, ANewConnectionsSetGivesEveryoneBackOnTakeAll) {
   Env e;
   Parked waiting_new(e.env, false, false);
-  auto [a, pa] = make_pair();
-  auto [b, pb] = make_pair();
+  auto [a, pa] = make_session_pair();
+  auto [b, pb] = make_session_pair();
   ASSERT_EQ(waiting_new.park(a), Park::parked);
   ASSERT_EQ(waiting_new.park(b), Park::parked);
   auto all = waiting_new.take_all();

@@ -5,12 +5,11 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include <atomic>
 #include <chrono>
 #include <string>
 
-#include "eventfd.hpp"
 #include "session.hpp"
+#include "session_pair.hpp"
 
 using namespace std::chrono_literals;
 using tcpd::Clock;
@@ -20,26 +19,10 @@ using tcpd::Verdict;
 
 namespace {
 
-struct Env {
-  tcpd::ServerConfig config;
-  tcpd::Stats stats{1};
-  tcpd::Fd stop = tcpd::make_eventfd();
-  std::atomic<bool> draining{false};
-  std::atomic<Clock::rep> drain_deadline{0};
-  tcpd::SessionEnv env{config, stats, stop.get(), draining, drain_deadline};
-  Env() { config.log_level = tcpd::LogLevel::warn; }
-};
+using Env = testing_support::SessionTestEnv;
 
-struct Pair {
-  Session session;
-  tcpd::Fd peer;
-};
-
-Pair make_pair() {
-  int sv[2];
-  if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) std::abort();
-  Session s(tcpd::Fd(sv[0]), 64 * 1024, Clock::now(), tcpd::Millis{10000});
-  return {std::move(s), tcpd::Fd(sv[1])};
+testing_support::SessionPair make_pair() {
+  return testing_support::make_session_pair(std::chrono::seconds(10), 64 * 1024);
 }
 
 void send_all(int fd, const std::string& data) {
