@@ -5,6 +5,7 @@
 #include <cmath>
 #include <ctime>
 
+#include "json.hpp"
 #include "version.hpp"
 
 namespace tcpd {
@@ -86,9 +87,9 @@ std::string endpoint(const ClientConfig& cfg) {
 std::string load_summary_json(const ClientConfig& cfg, const LoadResult& r) {
   const Histogram& h = r.latency;
   std::string out = fmt::format(
-      R"({{"version":"{}","target":"{}","start":"{}","mode":"{}","threads":{},"connections":{},"concurrency":{},"rate":{},"requests":{},"ok":{},"failed":{})",
-      kVersion, endpoint(cfg), rfc3339(r.started_at), mode_name(cfg), r.threads, cfg.concurrency,
-      cfg.concurrency, cfg.rate, r.requests, r.ok, r.failed());
+      R"({{"version":"{}","target":{},"start":"{}","mode":"{}","threads":{},"connections":{},"concurrency":{},"rate":{},"requests":{},"ok":{},"failed":{})",
+      kVersion, json_string(endpoint(cfg)), rfc3339(r.started_at), mode_name(cfg), r.threads,
+      cfg.concurrency, cfg.concurrency, cfg.rate, r.requests, r.ok, r.failed());
   for (int k = 1; k < kFailureKinds; ++k) {
     out += fmt::format(R"(,"{}":{})", failure_name(static_cast<Failure>(k)), r.failures[k]);
   }
@@ -127,13 +128,8 @@ std::string load_summary_json(const ClientConfig& cfg, const LoadResult& r) {
 }
 
 std::string load_error_json(const ClientConfig& cfg, const std::string& error) {
-  std::string escaped;
-  for (char c : error) {
-    if (c == '"' || c == '\\') escaped += '\\';
-    escaped += c;
-  }
-  return fmt::format(R"({{"mode":"{}","target":"{}","requests":0,"ok":0,"failed":0,"error":"{}"}})",
-                     mode_name(cfg), endpoint(cfg), escaped) +
+  return fmt::format(R"({{"mode":"{}","target":{},"requests":0,"ok":0,"failed":0,"error":{}}})",
+                     mode_name(cfg), json_string(endpoint(cfg)), json_string(error)) +
          "\n";
 }
 

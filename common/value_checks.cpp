@@ -5,6 +5,8 @@
 #include <cerrno>
 #include <cstdlib>
 
+#include "json.hpp"
+
 namespace tcpd {
 
 std::string check_integer(const std::string& value, long long lo, long long hi) {
@@ -30,6 +32,14 @@ std::string check_number(const std::string& value, double lo, double hi) {
   if (errno == ERANGE || !(v >= lo && v <= hi)) {
     return fmt::format("{} is not between {:g} and {:g}", value, lo, hi);
   }
+  return {};
+}
+
+std::string check_printable(const std::string& value) {
+  for (unsigned char c : value) {
+    if (c < 0x20 || c == 0x7f) return fmt::format("contains a control character (0x{:02x})", c);
+  }
+  if (!valid_utf8(value)) return "is not valid UTF-8";
   return {};
 }
 

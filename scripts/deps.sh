@@ -15,6 +15,7 @@ fi
 packages=(
   g++ cmake make pkg-config          # toolchain
   libfmt-dev libcli11-dev            # formatting, flag parsing
+  nlohmann-json3-dev                 # JSON strings: escaping, control characters, bad UTF-8
 )
 if [[ $role == test ]]; then
   packages+=(

@@ -16,6 +16,8 @@
 #include <string>
 #include <system_error>
 
+#include "json.hpp"
+
 namespace tcpd {
 namespace {
 
@@ -74,21 +76,8 @@ void append_timestamp(fmt::memory_buffer& out) {
 }
 
 void append_json_string(fmt::memory_buffer& out, std::string_view s) {
-  out.push_back('"');
-  for (unsigned char c : s) {
-    switch (c) {
-      case '"': fmt::format_to(std::back_inserter(out), "\\\""); break;
-      case '\\': fmt::format_to(std::back_inserter(out), "\\\\"); break;
-      case '\n': fmt::format_to(std::back_inserter(out), "\\n"); break;
-      default:
-        if (c < 0x20) {
-          fmt::format_to(std::back_inserter(out), "\\u{:04x}", c);
-        } else {
-          out.push_back(static_cast<char>(c));
-        }
-    }
-  }
-  out.push_back('"');
+  const std::string quoted = json_string(s);
+  out.append(quoted.data(), quoted.data() + quoted.size());
 }
 
 // Everything before the message: the timestamp, the level, and who is speaking.

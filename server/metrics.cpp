@@ -112,6 +112,10 @@ void connections(std::string& out, const StatsSnapshot& s) {
          static_cast<double>(s.open()));
   metric(out, "tcpd_requests_total", "counter", "Replies written.",
          static_cast<double>(s.requests));
+  metric(out, "tcpd_oneshot_replies_total", "counter",
+         "Of those, one-shot replies: a request without a newline followed by --oneshot-wait-ms "
+         "of silence, answered without a newline and closed.",
+         static_cast<double>(s.one_shot_replies));
   metric(out, "tcpd_bytes_received_total", "counter", "Bytes received from clients.",
          static_cast<double>(s.bytes_in));
   metric(out, "tcpd_bytes_sent_total", "counter", "Bytes sent to clients.",
@@ -121,12 +125,17 @@ void connections(std::string& out, const StatsSnapshot& s) {
 void gauges(std::string& out, const Gauges& g) {
   metric(out, "tcpd_sessions_parked", "gauge",
          "Sessions waiting for their client without a worker.", static_cast<double>(g.parked));
-  metric(out, "tcpd_queue_depth", "gauge", "Connections and sessions waiting for a worker.",
+  metric(out, "tcpd_queue_depth", "gauge",
+         "New connections waiting for a worker (at most tcpd_queue_capacity).",
          static_cast<double>(g.queue_depth));
+  metric(out, "tcpd_queue_handed_on", "gauge",
+         "Sessions read already, handed by one worker to the next free one (not bounded by the "
+         "queue's capacity: at most a batch per worker, and the drain's).",
+         static_cast<double>(g.queue_handed_on));
   metric(out, "tcpd_queue_capacity", "gauge", "New connections that may wait for a worker.",
          static_cast<double>(g.queue_capacity));
   metric(out, "tcpd_workers", "gauge", "Worker threads.", static_cast<double>(g.workers));
-  metric(out, "tcpd_workers_busy", "gauge", "Worker threads holding a session.",
+  metric(out, "tcpd_workers_busy", "gauge", "Worker threads serving sessions now.",
          static_cast<double>(g.workers_busy));
   metric(out, "tcpd_log_lines_dropped_total", "counter",
          "Log lines dropped because the log sink was not keeping up.",

@@ -9,11 +9,12 @@ namespace tcpd {
 
 // What a scrape shows besides the counters: the server's gauges at that moment.
 struct Gauges {
-  uint64_t parked = 0;  // sessions holding no worker (parked, and new ones not yet queued)
-  uint64_t queue_depth = 0;
+  uint64_t parked = 0;           // sessions holding no worker (parked, and new ones not yet queued)
+  uint64_t queue_depth = 0;      // new connections waiting for a worker: <= queue_capacity
+  uint64_t queue_handed_on = 0;  // sessions one worker handed to the next free one (no bound)
   uint64_t queue_capacity = 0;
   uint64_t workers = 0;
-  uint64_t workers_busy = 0;  // not waiting in the queue for work
+  uint64_t workers_busy = 0;  // serving sessions now
   uint64_t log_dropped = 0;
 };
 

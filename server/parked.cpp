@@ -74,18 +74,19 @@ constexpr uint32_t kOneEvent = EPOLLIN | EPOLLRDHUP | EPOLLONESHOT;
 }  // namespace
 
 // The entry for `fd`, registered with `events`: a new entry and EPOLL_CTL_ADD, or, when it is
-// `registered` here already, its entry (as left) and EPOLL_CTL_MOD if `events` is one-shot.
-// Null when the kernel refuses (ENOMEM/ENOSPC: max_user_watches).
-Parked::Entry* Parked::enter(int fd, bool registered, uint32_t events) {
+// `registered` here already, its entry (as left) and EPOLL_CTL_MOD if `events` is one-shot or
+// the registration must change (`modify`). Null when the kernel refuses (ENOMEM/ENOSPC:
+// max_user_watches).
+Parked::Entry* Parked::enter(int fd, bool registered, uint32_t events, bool modify) {
   auto it = entries_.try_emplace(fd).first;
   if (!registered) it->second = Entry{};  // a descriptor number's previous owner left nothing
-  if (registered && (events & EPOLLONESHOT) == 0) return &it->second;
+  if (registered && (events & EPOLLONESHOT) == 0 && !modify) return &it->second;
   epoll_event ev{};
   ev.events = events;
   ev.data.u64 = static_cast<uint64_t>(fd);
   // Registered before the entry is filled in: the event's thread waits for mu_, held here.
   if (::epoll_ctl(epoll_.get(), registered ? EPOLL_CTL_MOD : EPOLL_CTL_ADD, fd, &ev) != 0) {
-    entries_.erase(it);
+    if (!registered) entries_.erase(it);
     return nullptr;
   }
   return &it->second;
@@ -100,6 +101,7 @@ Parked::Entry Parked::take(std::unordered_map<int, Entry>::iterator it, bool clo
   e.session.reset();
   out.fd = std::move(e.fd);
   out.deadline = e.deadline;
+  out.wakes = e.wakes;
   out.quiet = e.quiet;
   out.linger_cap = e.linger_cap;
   e.ready = false;
@@ -154,7 +156,13 @@ Parked::Park Parked::park(Session& s) {
   if (draining_) return Park::refused;
   const int fd = s.fd.get();
   const bool registered = keep_registered_ && s.registered;
-  Entry* e = enter(fd, registered, keep_registered_ ? kSessionEvents : kOneEvent);
+  // Room to write is asked for only once a reply has found the socket full: a session that
+  // never fills it never gets an EPOLLOUT event, and the one extra EPOLL_CTL_MOD is paid by the
+  // client that does not read.
+  const bool add_write = keep_registered_ && !s.unsent.empty() && !s.watch_write;
+  uint32_t events = keep_registered_ ? kSessionEvents : kOneEvent;
+  if (add_write || s.watch_write) events |= EPOLLOUT;
+  Entry* e = enter(fd, registered, events, add_write);
   if (e == nullptr) return Park::refused;
   if (e->ready) {
     e->ready = false;
@@ -164,7 +172,10 @@ Parked::Park Parked::park(Session& s) {
   // entry. A partial request keeps its bytes (bounded by --max-message).
   s.framer.release_if_empty();
   if (keep_registered_) s.registered = true;
-  e->deadline = s.framer.empty() ? s.idle_deadline : s.request_deadline;
+  if (add_write) s.watch_write = true;
+  const ParkDeadline d = park_deadline(s);
+  e->deadline = d.at;
+  e->wakes = d.wake;
   e->session.emplace(std::move(s));
   index(fd, *e);
   ++sessions_;
@@ -235,11 +246,11 @@ void Parked::on_lingering(int fd) {
 // A kept event handed out after others have run is like one that lost a race: its session may
 // have been closed by the timer or the drain meanwhile, or its descriptor number reused. The
 // handling (on_event) allows for both: at worst a worker reads nothing and parks it again.
-bool Parked::next_kept(uint64_t& key) {
+bool Parked::next_kept(Kept& k) {
   if (kept_.load(std::memory_order_acquire) == 0) return false;
   std::lock_guard lock(mu_);
   if (kept_head_ == kept_keys_.size()) return false;
-  key = kept_keys_[kept_head_++];
+  k = kept_keys_[kept_head_++];
   if (kept_head_ == kept_keys_.size()) {
     kept_keys_.clear();
     kept_head_ = 0;
@@ -250,44 +261,56 @@ bool Parked::next_kept(uint64_t& key) {
 
 void Parked::keep(const epoll_event* events, int n) {
   std::lock_guard lock(mu_);
-  for (int i = 0; i < n; ++i) kept_keys_.push_back(events[i].data.u64);
+  for (int i = 0; i < n; ++i) kept_keys_.push_back({events[i].data.u64, events[i].events});
+  kept_.store(kept_keys_.size() - kept_head_, std::memory_order_release);
+}
+
+// Queues a parked session for the next wait() or take_kept() as if its client had sent
+// something.
+void Parked::hand_out(int fd) {
+  kept_keys_.push_back({static_cast<uint64_t>(fd), 0});
   kept_.store(kept_keys_.size() - kept_head_, std::memory_order_release);
 }
 
 Parked::Woken Parked::wait(int timeout_ms) {
-  uint64_t key = 0;
-  if (!next_kept(key)) {
+  Kept k{};
+  if (!next_kept(k)) {
     std::array<epoll_event, kBatch> got;  // not zeroed: epoll_wait fills the first n
     const int n = ::epoll_wait(epoll_.get(), got.data(), keep_registered_ ? kBatch : 1, timeout_ms);
     if (n <= 0) {
       if (n < 0 && errno != EINTR) log_at(LogLevel::error, "epoll_wait: {}", std::strerror(errno));
       return {std::nullopt, 0, true};
     }
-    key = got[0].data.u64;
+    k = {got[0].data.u64, got[0].events};
     if (n > 1) keep(got.data() + 1, n - 1);
   }
-  return on_event(key);
+  return on_event(k);
 }
 
 Parked::Woken Parked::take_kept() {
-  uint64_t key = 0;
-  if (!next_kept(key)) return {std::nullopt, 0, true};
-  return on_event(key);
+  Kept k{};
+  if (!next_kept(k)) return {std::nullopt, 0, true};
+  return on_event(k);
 }
 
-Parked::Woken Parked::on_event(uint64_t key) {
-  if (key == kTimerTag) {
+Parked::Woken Parked::on_event(Kept k) {
+  if (k.key == kTimerTag) {
     on_timer();
     return {};
   }
-  if (key >= kFirstTag) return {std::nullopt, key, false};
-  const int fd = static_cast<int>(key);
+  if (k.key >= kFirstTag) return {std::nullopt, k.key, false};
+  const int fd = static_cast<int>(k.key);
   std::unique_lock lock(mu_);
   ++events_;
   auto it = entries_.find(fd);
   // Closed already (its deadline passed, or the drain), maybe reused: nothing to do.
   if (it == entries_.end()) return {};
-  if (it->second.session) return {std::move(take(it, false).session), 0, false};
+  if (it->second.session) {
+    Woken w{std::move(take(it, false).session), 0, false};
+    // The peer's close comes as one edge: the worker must read to the end before parking.
+    if ((k.events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) != 0) w.session->hup_seen = true;
+    return w;
+  }
   if (it->second.fd) {
     lock.unlock();
     on_lingering(fd);
@@ -332,7 +355,10 @@ void Parked::on_timer() {
       Entry& e = it->second;
       e.indexed = Clock::time_point::max();
       if (!e.session && !e.fd) continue;  // out with a thread: filed again when parked
-      if (e.deadline <= now) {
+      if (e.deadline <= now && e.wakes && e.session) {
+        e.wakes = false;
+        hand_out(fd);  // its one-shot reply is due: a worker answers it
+      } else if (e.deadline <= now) {
         expired_entries.push_back(take(it, true));
       } else {
         index(fd, e);  // its deadline moved later since it was filed
@@ -352,16 +378,14 @@ void Parked::expired(std::vector<Entry>& entries) {
   const bool draining = env_.draining.load(std::memory_order_acquire);
   for (auto& e : entries) {
     if (!e.session) continue;  // a lingering close: its Fd closes it
-    const Session& s = *e.session;
-    Outcome o = s.framer.empty() ? Outcome::idle_timeout : Outcome::io_timeout;
-    if (draining) o = s.framer.empty() ? drained(s) : Outcome::shutdown;
-    finish(s, o, env_);
+    finish(*e.session, expired_outcome(*e.session, draining), env_);
   }
   entries.clear();
 }
 
-void Parked::begin_drain(Clock::time_point deadline) {
+bool Parked::begin_drain(Clock::time_point deadline) {
   std::vector<Entry> answered;
+  bool handed_out = false;
   {
     std::lock_guard lock(mu_);
     draining_ = true;
@@ -370,19 +394,28 @@ void Parked::begin_drain(Clock::time_point deadline) {
       Entry& e = cur->second;
       if (!e.session) continue;
       const Session& s = *e.session;
-      if (s.framer.empty() && s.replies > 0) {
-        // Answered and idle: closes now, unless its next request is already here.
-        if (peek_input(cur->first) == Pending::nothing) answered.push_back(take(cur, true));
+      const Pending input = peek_input(cur->first);
+      if (s.framer.empty() && s.unsent.empty() && s.replies > 0 && input != Pending::input) {
+        // Answered and idle, its client gone or silent: closes now.
+        answered.push_back(take(cur, true));
         continue;
+      }
+      // Input waiting (its event may have been taken already) or a close to read: a worker
+      // serves what is there.
+      if (input != Pending::nothing) {
+        hand_out(cur->first);
+        handed_out = true;
       }
       // A connection that has sent nothing yet: its client connected before the drain and
       // may be about to send. Closing it now would reset a request that arrives a moment later.
       const auto grace = std::max(Clock::now(), s.accepted + kFirstRequestGrace);
-      const auto cap = s.framer.empty() ? std::min(grace, deadline) : deadline;
-      set_deadline(cur->first, e, std::min(e.deadline, cap));
+      const bool fresh = s.framer.empty() && s.unsent.empty() && s.replies == 0;
+      set_deadline(cur->first, e,
+                   std::min(e.deadline, fresh ? std::min(grace, deadline) : deadline));
     }
   }
   expired(answered);
+  return handed_out;
 }
 
 std::vector<Session> Parked::take_all() {

@@ -53,8 +53,9 @@ class Parked {
   static constexpr uint64_t kFirstTag = uint64_t{1} << 32;
   void watch(int fd, uint64_t tag, bool edge);
 
-  // Holds `s` until its client sends something (wait() returns it) or its deadline passes (it
-  // is closed: the idle deadline, or the pending request's): `parked`. `ready`, with `s`
+  // Holds `s` until its client sends something, or its socket has room for the replies it has
+  // not sent yet (wait() returns it), or its deadline passes (park_deadline(): it is closed, or
+  // handed to a worker when its one-shot reply is due): `parked`. `ready`, with `s`
   // untouched: its client sent something while a thread had it (serve it again). `refused`,
   // with `s` untouched: the drain has begun (begin_drain), or the kernel refused the
   // registration.
@@ -93,11 +94,13 @@ class Parked {
   // (WorkQueue::lend_lead).
   [[nodiscard]] bool has_kept() const { return kept_.load(std::memory_order_acquire) > 0; }
 
-  // The drain: idle sessions that have been answered close now (counted as served); those with
-  // input waiting stay until a thread takes them; the rest (new ones that have sent nothing,
-  // requests part-way in) keep waiting, at most until `deadline` (one that has sent nothing,
-  // kFirstRequestGrace from its accept). park() refuses from now on.
-  void begin_drain(Clock::time_point deadline);
+  // The drain: idle sessions that have been answered close now (counted as served, whether or
+  // not their client has closed its side); those with input waiting are handed out (wait()
+  // returns them; true when there are any, so that the caller wakes a thread for them); the rest
+  // (new ones that have sent nothing, requests part-way in, replies not sent yet) keep waiting,
+  // at most until `deadline` (one that has sent nothing, kFirstRequestGrace from its accept).
+  // park() refuses from now on.
+  bool begin_drain(Clock::time_point deadline);
   // Every parked session, handed to the caller (the acceptor's drain).
   std::vector<Session> take_all();
 
@@ -112,14 +115,21 @@ class Parked {
     Fd fd;                           // a lingering close
     bool ready = false;              // an edge came while a thread had the session
     Clock::time_point deadline{};
+    bool wakes = false;  // the deadline hands the session out instead of closing it
     Clock::time_point indexed = Clock::time_point::max();  // its key in deadlines_; max: none
     Millis quiet{};                  // lingering close: the silence that ends it
     Clock::time_point linger_cap{};  // lingering close: kLingerClose after it began
   };
   using Due = std::pair<Clock::time_point, int>;
 
+  // A kernel event, or a session handed out without one (a deadline that wakes, the drain).
+  struct Kept {
+    uint64_t key;
+    uint32_t events;
+  };
+
   // mu_ held for all of these.
-  Entry* enter(int fd, bool registered, uint32_t events);
+  Entry* enter(int fd, bool registered, uint32_t events, bool modify = false);
   Entry take(std::unordered_map<int, Entry>::iterator it, bool closing);
   void index(int fd, Entry& e);
   void compact();
@@ -129,9 +139,10 @@ class Parked {
   void on_timer();
   bool keep_lingering(int raw, Fd& fd, bool registered, Millis quiet, Clock::time_point cap);
   void on_lingering(int fd);
-  bool next_kept(uint64_t& key);
+  bool next_kept(Kept& k);
   void keep(const epoll_event* events, int n);
-  Woken on_event(uint64_t key);
+  void hand_out(int fd);  // mu_ held
+  Woken on_event(Kept k);
   bool trim_due(Clock::time_point now);  // mu_ held
   void expired(std::vector<Entry>& entries);
 
@@ -146,7 +157,7 @@ class Parked {
   // `indexed` tells its live one); compact() drops them when they outnumber the entries.
   std::vector<Due> deadlines_;
   // The keys of events an epoll_wait() returned beyond the one it handed out, oldest first.
-  std::vector<uint64_t> kept_keys_;
+  std::vector<Kept> kept_keys_;
   std::size_t kept_head_ = 0;
   std::atomic<std::size_t> kept_{0};  // how many of kept_keys_ are left: read without mu_
   std::size_t sessions_ = 0;

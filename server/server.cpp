@@ -68,6 +68,9 @@ constexpr uint64_t kAcceptWake = Parked::kFirstTag + 2;  // acceptor's set: stop
 // than the queue holds: past that, held connections would wait unwoken while the rest went to
 // waiting_new.
 constexpr std::size_t kAcceptBatch = 64;
+// How long after the drain deadline the drain waits for its workers to be done: every wait in a
+// session ends by the deadline, so this is only their last steps on a loaded machine.
+constexpr Millis kDrainGrace{1000};
 
 struct Server::Impl {
   explicit Impl(ServerConfig cfg)
@@ -100,6 +103,9 @@ struct Server::Impl {
   // batch: the wake-up for it waits for the acceptor's WorkQueue::wake_held().
   void admit(Accepted a, bool batch = false);
   void queue_or_reject(Session& s);
+  // Hands a session read already (or with more input waiting) to the next free worker, outside
+  // the queue's bound.
+  void hand_on(Session& s);
   void shed();
   void work(unsigned index);
   std::optional<Session> next_session(bool& queue_first, Scratch& scratch);
@@ -117,6 +123,7 @@ struct Server::Impl {
   // sessions not served yet go to other workers.
   void will_block();
   void drain();
+  void close_leftovers();
   void accept_backlog();
   void stop_threads();
 
@@ -140,6 +147,7 @@ struct Server::Impl {
   Parked waiting_new;
   Fd spare;
   bool started = false;
+  std::atomic<unsigned> busy{0};  // workers serving a batch
   WorkerPool pool;
   Clock::time_point last_fd_warning{};
 };
@@ -162,11 +170,11 @@ std::size_t Server::parked() const {
 Gauges Server::gauges() const {
   Gauges g;
   g.parked = parked();
-  g.queue_depth = impl_->queue.size();
+  g.queue_depth = impl_->queue.bounded_size();
+  g.queue_handed_on = impl_->queue.size() - std::min(impl_->queue.size(), g.queue_depth);
   g.queue_capacity = impl_->config.queue;
   g.workers = impl_->config.workers;
-  const std::size_t idle = impl_->queue.idle_workers();
-  g.workers_busy = impl_->started && idle < g.workers ? g.workers - idle : 0;
+  g.workers_busy = impl_->busy.load(std::memory_order_relaxed);
   g.log_dropped = log_dropped();
   return g;
 }
@@ -391,10 +399,13 @@ void Server::Impl::serve_one(Session& s, LineFramer::Buffer& in, std::size_t kep
       end(s, v.outcome, v.linger);
       return;
     }
+    if (v.kind == Verdict::Kind::again) {
+      hand_on(s);
+      return;
+    }
     // A connection that has sent nothing yet is not work yet: it waits with the acceptor, so
     // that its first bytes meet the queue's bound like any new connection's.
-    const bool is_new = s.replies == 0 && s.framer.empty();
-    switch ((is_new ? waiting_new : parked).park(s)) {
+    switch ((sent_nothing(s) ? waiting_new : parked).park(s)) {
       case Parked::Park::parked: return;
       case Parked::Park::ready: continue;  // its client sent again while we had it
       case Parked::Park::refused: break;
@@ -470,6 +481,11 @@ namespace {
 thread_local std::span<Session> t_unserved;
 }  // namespace
 
+void Server::Impl::hand_on(Session& s) {
+  s.queued = Clock::now();
+  queue.push(s);  // always taken: at most a batch per worker
+}
+
 // A batch is for requests answered at once. Before a request makes its worker sleep (simulated
 // work, a client not reading its replies, the drain's waits), the rest of the batch, read
 // already, goes through the queue to workers that are free, instead of waiting for that sleep.
@@ -478,7 +494,7 @@ thread_local std::span<Session> t_unserved;
 void Server::Impl::will_block() {
   if (!draining.load(std::memory_order_acquire)) {
     for (Session& s : t_unserved) {
-      if (s.fd) queue.push(s);  // always taken: at most a batch per worker
+      if (s.fd) hand_on(s);
     }
     t_unserved = {};
   }
@@ -545,7 +561,9 @@ void Server::Impl::work(unsigned index) {
     const bool parked_first = first->registered;
     batch.push_back(std::move(*first));
     if (parked_first) take_ready_batch(batch);
+    busy.fetch_add(1, std::memory_order_relaxed);
     serve_batch(batch, scratch);
+    busy.fetch_sub(1, std::memory_order_relaxed);
     if (scratch.out.capacity() > 2 * kReplyBuffer) std::string().swap(scratch.out);
   }
   queue.wake_leader();  // the leader may be asleep in epoll_wait(): it leaves too
@@ -567,7 +585,7 @@ void Server::Impl::accept_backlog() {
     if (a.status != Accept::accepted) continue;
     stats.accepted();
     Session s = new_session(a);
-    queue.push(s);  // always taken: the drain serves it, bounded by the listen backlog
+    hand_on(s);  // always taken: the drain serves it, bounded by the listen backlog
   }
   listener.reset();
 }
@@ -577,12 +595,13 @@ void Server::Impl::drain() {
   drain_deadline.store(deadline.time_since_epoch().count(), std::memory_order_relaxed);
   draining.store(true, std::memory_order_release);
   // Wakes workers blocked in a request's read or write, so that each re-cuts its wait to the
-  // drain deadline. Parked sessions get their drain deadlines; answered idle ones close.
+  // drain deadline. Parked sessions get their drain deadlines; answered idle ones close; those
+  // with input waiting are handed out, and the leader is woken to take them.
   raise_eventfd(stop_fd.get());
-  parked.begin_drain(deadline);
+  if (parked.begin_drain(deadline)) queue.wake_leader();
   // New connections that had sent nothing: their clients connected before the drain.
   waiting_new.begin_drain(deadline);
-  for (auto& s : waiting_new.take_all()) queue.push(s);
+  for (auto& s : waiting_new.take_all()) hand_on(s);
   try {
     accept_backlog();
   } catch (const std::exception& e) {
@@ -591,11 +610,20 @@ void Server::Impl::drain() {
   }
   queue.close();
   finish_if_drained();
-  // Every wait above ends by the drain deadline; the margin covers a last write's timeout.
-  if (!queue.wait_finished(deadline + config.io_timeout)) {
+  // Every wait above ends by the drain deadline; kDrainGrace covers a worker's last steps.
+  if (!queue.wait_finished(deadline + kDrainGrace)) {
     log_at(LogLevel::warn, "drain: sessions still open at the deadline are closed");
   }
   stop_threads();
+  close_leftovers();
+}
+
+// After the workers have gone: whatever is still parked or queued is closed and counted, so
+// that every accepted connection has its one outcome.
+void Server::Impl::close_leftovers() {
+  for (auto& s : parked.take_all()) end(s, expired_outcome(s, true), false);
+  for (auto& s : waiting_new.take_all()) end(s, expired_outcome(s, true), false);
+  while (auto s = queue.try_pop()) end(*s, expired_outcome(*s, true), false);
 }
 
 void Server::Impl::stop_threads() {

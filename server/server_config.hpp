@@ -23,6 +23,10 @@ struct ServerConfig {
   Millis idle_timeout{10000};
   Millis io_timeout{5000};
   Millis drain_timeout{5000};
+  // Before a connection's first newline, bytes followed by this much silence are one request,
+  // answered without a newline and then closed (the tutorial's client); 0: every request needs
+  // its newline.
+  Millis oneshot_wait{20};
   LogLevel log_level = LogLevel::info;  // per-connection lines are info
   LogFormat log_format = LogFormat::text;
   std::string name;            // --name: tells instances apart in logs and metrics

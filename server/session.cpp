@@ -67,6 +67,19 @@ Outcome drained(const Session& s) {
   return s.replies > 0 ? Outcome::served : Outcome::shutdown;
 }
 
+Outcome expired_outcome(const Session& s, bool draining) {
+  const bool between = s.framer.empty() && s.unsent.empty();
+  if (draining) return between ? drained(s) : Outcome::shutdown;
+  return between ? Outcome::idle_timeout : Outcome::io_timeout;
+}
+
+ParkDeadline park_deadline(const Session& s) {
+  if (!s.unsent.empty()) return {s.write_deadline};
+  if (s.framer.empty()) return {s.idle_deadline};
+  if (s.oneshot_due < s.request_deadline) return {s.oneshot_due, true};
+  return {s.request_deadline};
+}
+
 namespace {
 
 // --delay-ms: simulated work. A drain shortens it to the drain deadline.
@@ -87,22 +100,83 @@ void count_sent(Session& s, std::size_t n, const SessionEnv& env) {
   env.stats.sent(n);
 }
 
-IoResult write_out(Session& s, std::string_view out, const SessionEnv& env) {
-  // Most replies fit in the socket's buffer: one send, no clock. A reply that does not (its
-  // client is not reading) would block this worker up to the io timeout: it lends the lead
-  // first, so that sessions becoming ready meanwhile do not wait for it.
-  IoResult first = write_all(s.fd.get(), out, kNoWait);
-  count_sent(s, first.bytes, env);
-  if (first.status != IoStatus::timed_out) return first;
-  out.remove_prefix(first.bytes);
+// During the drain a write that finds the socket full waits for room in place, bounded by the
+// drain deadline: nothing may be parked any more.
+IoResult write_in_place(Session& s, std::string_view out, const SessionEnv& env) {
   if (env.will_block) env.will_block();
+  IoResult total{IoStatus::ok};
   for (;;) {
     const auto deadline = capped(Clock::now() + env.config.io_timeout, env);
     IoResult r = write_all(s.fd.get(), out, deadline, stop_wake(env));
     count_sent(s, r.bytes, env);
-    if (r.status != IoStatus::woken) return r;
+    total.bytes += r.bytes;
+    if (r.status != IoStatus::woken) return {r.status, total.bytes, r.err};
     out.remove_prefix(r.bytes);
   }
+}
+
+// Writes `out`, or keeps what the socket has no room for in `unsent` (Verdict::park: the
+// session waits for room without a worker, bounded by the io timeout). Once anything is unsent,
+// later replies queue behind it.
+std::optional<Verdict> write_out(Session& s, std::string_view out, const SessionEnv& env) {
+  if (!s.unsent.empty()) {
+    s.unsent += out;
+    return Verdict{Verdict::Kind::park};
+  }
+  IoResult r = write_all(s.fd.get(), out, kNoWait);
+  count_sent(s, r.bytes, env);
+  if (r.status == IoStatus::ok) return std::nullopt;
+  if (r.status != IoStatus::timed_out) return close_with(outcome_of(r.status, env));
+  out.remove_prefix(r.bytes);
+  if (is_draining(env)) {
+    r = write_in_place(s, out, env);
+    if (r.status == IoStatus::ok) return std::nullopt;
+    return close_with(outcome_of(r.status, env));
+  }
+  s.unsent.assign(out);
+  s.write_deadline = Clock::now() + env.config.io_timeout;
+  return Verdict{Verdict::Kind::park};
+}
+
+void count_replies(Session& s, const SessionEnv& env, uint64_t n, Clock::time_point started,
+                   bool one_shot) {
+  const auto now = Clock::now();
+  s.replies += n;
+  env.stats.replies(n, started, now);
+  if (one_shot) env.stats.one_shot();
+}
+
+// Replies written to the socket are counted; those left unsent are counted once they are out.
+void replies_done(Session& s, const SessionEnv& env, uint64_t n, bool one_shot = false) {
+  if (s.unsent.empty()) {
+    count_replies(s, env, n, s.request_started, one_shot);
+    return;
+  }
+  if (s.unsent_replies == 0) s.unsent_started = s.request_started;
+  s.unsent_replies += n;
+  s.unsent_one_shot = s.unsent_one_shot || one_shot;
+}
+
+// What was left unsent goes first, before anything else is read.
+std::optional<Verdict> send_unsent(Session& s, const SessionEnv& env) {
+  if (s.unsent.empty()) return std::nullopt;
+  const bool draining = is_draining(env);
+  IoResult r =
+      draining ? write_in_place(s, s.unsent, env) : write_all(s.fd.get(), s.unsent, kNoWait);
+  if (!draining) count_sent(s, r.bytes, env);
+  if (r.status == IoStatus::timed_out && !draining) {
+    s.unsent.erase(0, r.bytes);
+    if (Clock::now() >= s.write_deadline) return close_with(Outcome::io_timeout);
+    return Verdict{Verdict::Kind::park};
+  }
+  if (r.status != IoStatus::ok) return close_with(outcome_of(r.status, env));
+  std::string().swap(s.unsent);
+  s.write_deadline = Clock::time_point::max();
+  s.idle_deadline = Clock::now() + env.config.idle_timeout;
+  count_replies(s, env, std::exchange(s.unsent_replies, 0), s.unsent_started,
+                std::exchange(s.unsent_one_shot, false));
+  if (s.close_when_sent) return close_with(s.close_outcome, true);
+  return std::nullopt;
 }
 
 // A new request's first bytes have just arrived.
@@ -114,8 +188,10 @@ void request_begins(Session& s, const SessionEnv& env) {
 void count_received(Session& s, std::size_t n, const SessionEnv& env) {
   s.framer.commit(n);
   s.bytes_in += n;
+  s.turn_input += n;
   env.stats.received(n);
   s.last_byte = Clock::now();
+  s.oneshot_due = Clock::time_point::max();
 }
 
 // The one-shot reply: no newline, then a graceful close. Written from where it is: an echoed
@@ -124,26 +200,41 @@ Verdict answer_one_shot(Session& s, const SessionEnv& env) {
   if (env.config.delay.count() > 0) simulated_work(env);
   const std::string_view reply =
       env.config.mode == Mode::echo ? s.framer.pending() : std::string_view(env.config.reply);
-  IoResult r = write_out(s, reply, env);
+  auto v = write_out(s, reply, env);
   s.framer.clear();
-  if (r.status != IoStatus::ok) return close_with(outcome_of(r.status, env));
-  ++s.replies;
-  env.stats.replies(1, s.request_started, Clock::now());
+  s.oneshot_due = Clock::time_point::max();
+  if (v && v->kind == Verdict::Kind::close) return *v;
+  replies_done(s, env, 1, true);
+  if (v) {
+    s.close_when_sent = true;
+    s.close_outcome = Outcome::served;
+    return *v;
+  }
   return close_with(Outcome::served, true);
 }
 
 // Reads into the framer. Returns the status; on ok the bytes are committed. The first byte of a
 // request starts its io-timeout clock. A deadline already passed (kNoWait) is one non-blocking
-// read.
+// read. Once the end of the stream has been read, it is reported again without a read.
 IoResult receive(Session& s, Clock::time_point deadline, int wake_fd, const SessionEnv& env,
                  std::size_t chunk = kReadChunk) {
-  if (s.ended_ahead != IoStatus::ok) return {std::exchange(s.ended_ahead, IoStatus::ok)};
+  if (s.ended_ahead != IoStatus::ok) {
+    const IoStatus st = std::exchange(s.ended_ahead, IoStatus::ok);
+    s.input_ended = st == IoStatus::closed;
+    return {st};
+  }
+  if (s.input_ended) return {IoStatus::closed};
   char* dst = s.framer.prepare(chunk);
   IoResult r = read_some(s.fd.get(), dst, chunk, deadline, wake_fd);
   s.read_full = r.status == IoStatus::ok && r.bytes == chunk;
-  if (r.status == IoStatus::ok) {
-    count_received(s, r.bytes, env);
-    if (s.request_deadline == Clock::time_point::max()) request_begins(s, env);
+  switch (r.status) {
+    case IoStatus::ok:
+      count_received(s, r.bytes, env);
+      if (s.request_deadline == Clock::time_point::max()) request_begins(s, env);
+      break;
+    case IoStatus::closed: s.input_ended = true; break;
+    case IoStatus::timed_out: s.hup_seen = false; break;  // nothing more is there now
+    default: break;
   }
   return r;
 }
@@ -164,23 +255,16 @@ namespace {
 struct Batch {
   std::string& out;
   uint64_t replies = 0;
-  Clock::time_point sent{};  // when the last write ended: one clock read per write
 };
-
-void count_replies(Session& s, const SessionEnv& env, Batch& b, uint64_t n) {
-  b.sent = Clock::now();
-  s.replies += n;
-  env.stats.replies(n, s.request_started, b.sent);
-}
 
 // Writes the replies gathered and counts them once they are out.
 std::optional<Verdict> flush(Session& s, const SessionEnv& env, Batch& b) {
   if (b.out.empty()) return std::nullopt;
-  IoResult r = write_out(s, b.out, env);
+  auto v = write_out(s, b.out, env);
   b.out.clear();
-  if (r.status != IoStatus::ok) return close_with(outcome_of(r.status, env));
-  count_replies(s, env, b, std::exchange(b.replies, 0));
-  return std::nullopt;
+  if (v && v->kind == Verdict::Kind::close) return v;
+  replies_done(s, env, std::exchange(b.replies, 0));
+  return v;
 }
 
 // Adds one reply, writing first whenever kReplyBuffer bytes would be exceeded; a reply longer
@@ -191,11 +275,11 @@ std::optional<Verdict> add_reply(Session& s, const SessionEnv& env, Batch& b,
     if (auto v = flush(s, env, b)) return v;
   }
   if (reply.size() + 1 > kReplyBuffer) {
-    IoResult r = write_out(s, reply, env);
-    if (r.status == IoStatus::ok) r = write_out(s, "\n", env);
-    if (r.status != IoStatus::ok) return close_with(outcome_of(r.status, env));
-    count_replies(s, env, b, 1);
-    return std::nullopt;
+    auto v = write_out(s, reply, env);
+    if (!v || v->kind == Verdict::Kind::park) v = write_out(s, "\n", env);
+    if (v && v->kind == Verdict::Kind::close) return v;
+    replies_done(s, env, 1);
+    return v;
   }
   b.out += reply;
   b.out += '\n';
@@ -203,33 +287,49 @@ std::optional<Verdict> add_reply(Session& s, const SessionEnv& env, Batch& b,
   return std::nullopt;
 }
 
-// Step 1: answers every complete request received so far. Sets `answered` when it wrote any.
+// A request too long: ERR too long after the replies before it, then a graceful close.
+Verdict too_long(Session& s, const SessionEnv& env, Batch& b) {
+  b.out += kErrTooLong;
+  auto v = flush(s, env, b);
+  if (v && v->kind == Verdict::Kind::park) {
+    s.close_when_sent = true;
+    s.close_outcome = Outcome::too_long;
+    return *v;
+  }
+  if (v) return *v;
+  return close_with(Outcome::too_long, true);
+}
+
+// Answers every complete request received so far. Sets `answered` when it wrote any.
 std::optional<Verdict> answer_ready(Session& s, const SessionEnv& env, std::string& out,
                                     bool& answered) {
   const ServerConfig& cfg = env.config;
   out.clear();
   Batch b{out};
-  const uint64_t before = s.replies;
+  const uint64_t before = s.replies + s.unsent_replies;
   for (;;) {
     LineFramer::Next next = s.framer.next();
     if (next.status == LineFramer::Status::need_more) break;
-    if (next.status == LineFramer::Status::too_long) {
-      b.out += kErrTooLong;
-      if (auto v = flush(s, env, b)) return v;
-      return close_with(Outcome::too_long, true);
-    }
+    if (next.status == LineFramer::Status::too_long) return too_long(s, env, b);
     s.line_client = true;
     if (cfg.delay.count() > 0) simulated_work(env);
     const std::string_view reply = cfg.mode == Mode::echo ? next.line : cfg.reply;
-    if (auto v = add_reply(s, env, b, reply)) return v;
+    if (auto v = add_reply(s, env, b, reply)) {
+      // Parked for room to write: the requests left start their clocks once it is out.
+      s.request_started = Clock::now();
+      s.request_deadline =
+          s.framer.empty() ? Clock::time_point::max() : s.request_started + cfg.io_timeout;
+      return v;
+    }
   }
-  if (auto v = flush(s, env, b)) return v;
-  if (s.replies == before) {
+  auto v = flush(s, env, b);
+  if (v && v->kind == Verdict::Kind::close) return v;
+  if (s.replies + s.unsent_replies == before) {
     if (s.framer.empty()) s.request_deadline = Clock::time_point::max();
-    return std::nullopt;
+    return v;
   }
   answered = true;
-  const auto now = b.sent;
+  const auto now = Clock::now();
   s.idle_deadline = now + cfg.idle_timeout;
   // Each request has its own whole-request deadline. The bytes left after the last newline
   // began the next request in the latest read; its clock starts no earlier than now, once the
@@ -240,39 +340,62 @@ std::optional<Verdict> answer_ready(Session& s, const SessionEnv& env, std::stri
     s.request_started = now;
     s.request_deadline = now + cfg.io_timeout;
   }
-  return std::nullopt;
+  return v;
+}
+
+bool one_shot_rule(const Session& s, const SessionEnv& env) {
+  return !s.line_client && env.config.oneshot_wait.count() > 0;
 }
 
 // The request in progress timed out: for a client that has not sent a newline yet that is the
 // one-shot pause (or the drain cutting it short), otherwise a late request.
 Verdict request_timed_out(Session& s, const SessionEnv& env) {
-  if (!s.line_client && Clock::now() < s.request_deadline) return answer_one_shot(s, env);
+  if (one_shot_rule(s, env) && Clock::now() < s.request_deadline) return answer_one_shot(s, env);
   return close_with(outcome_of(IoStatus::timed_out, env));
 }
 
-// Step 2: a request is arriving. A line client's request whose next bytes are not there yet is
-// parked with its partial request, keeping that request's deadline: a slow (or slow-loris)
-// client holds no worker between its bytes. A client that has not sent a newline yet keeps the
-// worker for the one-shot pause, bounded by the request's io timeout. The drain keeps the
-// worker on it too, until the drain deadline.
+// The client closed its side part-way through a request: that ends the request. A client that
+// never sent a newline gets the one-shot reply; a line client gets a line.
+std::optional<Verdict> request_ended_by_close(Session& s, const SessionEnv& env) {
+  if (!s.line_client) return answer_one_shot(s, env);
+  s.framer.append("\n");
+  return std::nullopt;
+}
+
+// A request is arriving and its next bytes are not there yet: the session is parked with its
+// partial request, keeping that request's deadline, so that a slow (or slow-loris) client holds
+// no worker between its bytes. A client that has not sent a newline yet is parked until its
+// one-shot reply is due (Session::oneshot_due), when a worker answers it.
 std::optional<Verdict> continue_request(Session& s, const SessionEnv& env) {
-  const bool may_park = s.line_client && !is_draining(env);
-  auto until = may_park ? kNoWait : s.request_deadline;
-  if (!s.line_client) until = std::min(until, s.last_byte + kOneShotPause);
-  if (!may_park && env.will_block) env.will_block();
-  IoResult r = receive(s, capped(until, env), stop_wake(env), env);
+  IoResult r = receive(s, kNoWait, -1, env);
+  switch (r.status) {
+    case IoStatus::ok: return std::nullopt;
+    case IoStatus::closed: return request_ended_by_close(s, env);
+    case IoStatus::timed_out: break;
+    default: return close_with(outcome_of(r.status, env));
+  }
+  const auto now = Clock::now();
+  if (now >= s.request_deadline) return request_timed_out(s, env);
+  if (one_shot_rule(s, env)) {
+    const auto due = s.last_byte + env.config.oneshot_wait;
+    if (now >= due) return answer_one_shot(s, env);
+    s.oneshot_due = due;
+  }
+  return Verdict{Verdict::Kind::park};
+}
+
+// The drain parks nothing: a request under way is waited for in place, bounded by the drain
+// deadline.
+std::optional<Verdict> continue_request_draining(Session& s, const SessionEnv& env) {
+  auto until = s.request_deadline;
+  if (one_shot_rule(s, env)) until = std::min(until, s.last_byte + env.config.oneshot_wait);
+  if (env.will_block) env.will_block();
+  IoResult r = receive(s, capped(until, env), -1, env);
   switch (r.status) {
     case IoStatus::ok:
-    case IoStatus::woken: return std::nullopt;  // woken: the drain began; look again
-    case IoStatus::closed:
-      // Half-close ends the last request. A client that never sent a newline gets the
-      // one-shot reply; a line client gets a line.
-      if (!s.line_client) return answer_one_shot(s, env);
-      s.framer.append("\n");
-      return std::nullopt;
-    case IoStatus::timed_out:
-      if (may_park && Clock::now() < s.request_deadline) return Verdict{Verdict::Kind::park};
-      return request_timed_out(s, env);
+    case IoStatus::woken: return std::nullopt;
+    case IoStatus::closed: return request_ended_by_close(s, env);
+    case IoStatus::timed_out: return request_timed_out(s, env);
     default: return close_with(outcome_of(r.status, env));
   }
 }
@@ -280,6 +403,7 @@ std::optional<Verdict> continue_request(Session& s, const SessionEnv& env) {
 // Between requests while the drain runs: serve what has already arrived, then close. A
 // connection that has sent nothing yet gets kFirstRequestGrace from its accept.
 std::optional<Verdict> drain_between_requests(Session& s, const SessionEnv& env) {
+  if (s.input_ended) return close_with(peer_closed(s));
   auto until = Clock::now();
   if (s.replies == 0) until = std::max(until, capped(s.accepted + kFirstRequestGrace, env));
   if (env.will_block) env.will_block();
@@ -294,11 +418,13 @@ std::optional<Verdict> drain_between_requests(Session& s, const SessionEnv& env)
 
 // Between requests. Right after a reply the client's next request is almost never there yet
 // (it has to read the reply first), so the session is parked without a read that would find
-// nothing, unless the last read filled its buffer (a pipelined burst: the rest is in the socket
-// already, and no event would come for it); otherwise (just taken from the queue or the parked
-// set) its bytes are usually there.
+// nothing, unless more is known to wait: the last read filled its buffer (a pipelined burst),
+// or the peer's close was reported with the event that handed the session out. Either way no
+// further event would come for it. Otherwise (just taken from the queue or the parked set) its
+// bytes are usually there.
 std::optional<Verdict> next_request(Session& s, const SessionEnv& env, bool answered_this_turn) {
-  if (answered_this_turn && !s.read_full) return Verdict{Verdict::Kind::park};
+  if (s.input_ended) return close_with(peer_closed(s));
+  if (answered_this_turn && !s.read_full && !s.hup_seen) return Verdict{Verdict::Kind::park};
   IoResult r = receive(s, kNoWait, -1, env);
   switch (r.status) {
     case IoStatus::ok: return std::nullopt;
@@ -318,15 +444,21 @@ void read_ahead(Session& s, LineFramer::Buffer& buffer, const SessionEnv& env) {
   if (st == IoStatus::closed || st == IoStatus::reset || st == IoStatus::error) s.ended_ahead = st;
 }
 
-// One named step per state: answer what is complete, finish a request under way, or look for
-// the next request (the drain gives it a moment instead of parking it).
+// One named step per state: send what is unsent, answer what is complete, finish a request
+// under way, or look for the next request (the drain gives it a moment instead of parking it).
+// A turn that has read kTurnInput gives its worker back to the others.
 Verdict serve(Session& s, const SessionEnv& env, std::string& out) {
   bool answered_this_turn = false;
+  s.turn_input = 0;
+  if (auto v = send_unsent(s, env)) return *v;
   for (;;) {
     if (auto v = answer_ready(s, env, out, answered_this_turn)) return *v;
+    if (s.turn_input >= kTurnInput && !s.input_ended && !is_draining(env)) {
+      return Verdict{Verdict::Kind::again};
+    }
     std::optional<Verdict> v;
     if (!s.framer.empty()) {
-      v = continue_request(s, env);
+      v = is_draining(env) ? continue_request_draining(s, env) : continue_request(s, env);
     } else if (is_draining(env)) {
       v = drain_between_requests(s, env);
     } else {

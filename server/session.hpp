@@ -15,9 +15,6 @@
 
 namespace tcpd {
 
-// Before a connection's first newline, bytes followed by this much silence are one request,
-// answered without a newline and then closed: what the tutorial's server does for its client.
-inline constexpr Millis kOneShotPause{20};
 // During a drain, how long a connection that has sent nothing yet (accepted from the listen
 // queue by the drain, or waiting in the work queue) may take to send its first request: its
 // client connected before the drain began and expects an answer.
@@ -46,8 +43,24 @@ struct Session {
   Clock::time_point idle_deadline;      // closed if no request has begun by then
   Clock::time_point request_deadline = Clock::time_point::max();  // the pending one must end by
   Clock::time_point last_byte{};
+  // A client that has not sent a newline yet and has paused: its one-shot reply is due then,
+  // unless more bytes come first (max: none due).
+  Clock::time_point oneshot_due = Clock::time_point::max();
+  // The last write found the socket's buffer full, at most this long ago: what it did not take
+  // waits in `unsent`, and nothing more is read until it is out.
+  Clock::time_point write_deadline = Clock::time_point::max();
   bool line_client = false;  // has sent a newline: no more one-shot pause rule
   bool registered = false;   // its descriptor is in the workers' epoll set (see Parked)
+  bool watch_write = false;  // that registration also asks for room to write
+  // The client's end of the stream has been read: no request follows what is already here.
+  bool input_ended = false;
+  // The event that handed it out said the peer has closed its side (EPOLLRDHUP/HUP): read to the
+  // end before parking, since no further event comes for that end.
+  bool hup_seen = false;
+  // Once `unsent` is out, close with `close_outcome` (gracefully): an ERR too long waiting for
+  // room to be written.
+  bool close_when_sent = false;
+  Outcome close_outcome = Outcome::served;
   // The last read filled all it asked for: more may wait in the socket, and edge-triggered
   // registration (Parked) sends no new event for bytes that were there before that read.
   bool read_full = false;
@@ -57,11 +70,26 @@ struct Session {
   uint64_t replies = 0;
   uint64_t bytes_in = 0;
   uint64_t bytes_out = 0;
+  // Replies the client's socket had no room for (at most one reply buffer, or one long reply),
+  // and how many replies they hold: counted once they are out.
+  std::string unsent;
+  uint64_t unsent_replies = 0;
+  Clock::time_point unsent_started{};
+  bool unsent_one_shot = false;
+  std::size_t turn_input = 0;  // bytes read in this serve() call (kTurnInput)
 };
+
+// Nothing has been asked of it yet: a new connection, whose first bytes must meet the queue's
+// bound like any new connection's.
+inline bool sent_nothing(const Session& s) {
+  return s.replies == 0 && s.unsent_replies == 0 && s.framer.empty() && s.unsent.empty();
+}
 
 // What the worker does with a session once serve() returns.
 struct Verdict {
-  enum class Kind { close, park };
+  // park: wait for the client's bytes (or room to write `unsent`) without a thread. again: more
+  // input is waiting but this turn has used its share; serve it after others.
+  enum class Kind { close, park, again };
   Kind kind;
   Outcome outcome = Outcome::served;  // for close
   bool linger = false;                // close gracefully: input is discarded until the peer closes
@@ -74,10 +102,14 @@ struct SessionEnv {
   int stop_fd;  // readable once the drain has begun
   const std::atomic<bool>& draining;
   const std::atomic<Clock::rep>& drain_deadline;  // time_since_epoch, valid once draining
-  // Called before the worker may sleep inside a request (simulated work, the one-shot pause):
+  // Called before the worker may sleep inside a request (simulated work, the drain's waits):
   // someone else must watch for ready sessions meanwhile (see WorkQueue::lend_lead).
   std::function<void()> will_block{};
 };
+
+// Input one serve() call reads before it gives the worker back (Verdict::again): a client
+// streaming requests faster than they are answered must not keep its worker from the others.
+inline constexpr std::size_t kTurnInput = std::size_t{128} * 1024;
 
 // What a worker reuses from one session to the next: its reply buffer, and its receive buffer,
 // lent to each session while the worker has it (an idle session holds no buffer, and a request
@@ -111,6 +143,18 @@ void read_ahead(Session& s, LineFramer::Buffer& buffer, const SessionEnv& env);
 
 // The outcome of a session the drain closes between requests: served if it was answered.
 Outcome drained(const Session& s);
+
+// How a parked session whose deadline passed ended: idle, a request or a reply that did not
+// finish in time, or (`draining`) the drain deadline.
+Outcome expired_outcome(const Session& s, bool draining);
+
+// When a parked session's wait ends: `at`, and whether a worker must then serve it (`wake`: its
+// one-shot reply is due) rather than the session closing.
+struct ParkDeadline {
+  Clock::time_point at;
+  bool wake = false;
+};
+ParkDeadline park_deadline(const Session& s);
 
 // Counts the outcome and logs the connection's one info line.
 void finish(const Session& s, Outcome outcome, const SessionEnv& env);

@@ -62,7 +62,8 @@ std::string StatsSnapshot::format() const {
   for (std::size_t i = 0; i < outcomes.size(); ++i) {
     out += fmt::format(" {}={}", outcome_name(static_cast<Outcome>(i)), outcomes[i]);
   }
-  out += fmt::format(" bytes_in={} bytes_out={}", bytes_in, bytes_out);
+  out += fmt::format(" one_shot_replies={} bytes_in={} bytes_out={}", one_shot_replies, bytes_in,
+                     bytes_out);
   return out;
 }
 
@@ -93,6 +94,7 @@ StatsSnapshot Stats::snapshot() const {
   for (unsigned i = 0; i <= count_; ++i) {
     const Slot& slot = slots_[i];
     s.requests += slot.requests.load(std::memory_order_relaxed);
+    s.one_shot_replies += slot.one_shot.load(std::memory_order_relaxed);
     s.bytes_in += slot.bytes_in.load(std::memory_order_relaxed);
     s.bytes_out += slot.bytes_out.load(std::memory_order_relaxed);
     slot.request_duration.add_to(s.request_duration);

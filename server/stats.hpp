@@ -53,7 +53,8 @@ class Histogram {
 
 struct StatsSnapshot {
   uint64_t accepted = 0;
-  uint64_t requests = 0;  // replies written
+  uint64_t requests = 0;          // replies written
+  uint64_t one_shot_replies = 0;  // of those, one-shot replies (no newline, then closed)
   uint64_t bytes_in = 0;
   uint64_t bytes_out = 0;
   std::array<uint64_t, static_cast<std::size_t>(Outcome::count_)> outcomes{};
@@ -63,7 +64,7 @@ struct StatsSnapshot {
   [[nodiscard]] uint64_t ended() const;
   [[nodiscard]] uint64_t open() const { return accepted - ended(); }
   [[nodiscard]] uint64_t of(Outcome o) const { return outcomes[static_cast<std::size_t>(o)]; }
-  // "accepted=3 active=0 requests=5 served=2 ... bytes_in=… bytes_out=…"
+  // "accepted=3 active=0 requests=5 served=2 ... one_shot_replies=1 bytes_in=… bytes_out=…"
   [[nodiscard]] std::string format() const;
 };
 
@@ -85,6 +86,7 @@ class Stats {
   }
   // `n` replies written; the first request among them began at `started`.
   void replies(uint64_t n, Clock::time_point started, Clock::time_point now);
+  void one_shot() { add(here().one_shot, 1); }
   void received(uint64_t bytes) { add(here().bytes_in, bytes); }
   void sent(uint64_t bytes) { add(here().bytes_out, bytes); }
   void queue_waited(Clock::duration d) { here().queue_wait.observe(d); }
@@ -97,6 +99,7 @@ class Stats {
  private:
   struct alignas(64) Slot {
     std::atomic<uint64_t> requests{0};
+    std::atomic<uint64_t> one_shot{0};
     std::atomic<uint64_t> bytes_in{0};
     std::atomic<uint64_t> bytes_out{0};
     Histogram request_duration;

@@ -2,12 +2,14 @@
 
 #include <fcntl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstddef>
 #include <cstdlib>
 #include <cstring>
+#include <stdexcept>
 #include <string>
 #include <system_error>
 
@@ -31,6 +33,34 @@ void Notifier::send(std::string_view state) const noexcept {
                                       reinterpret_cast<const sockaddr*>(&addr_), len_);
 }
 
+std::string unusable_listener(int fd) {
+  struct stat st {};
+  if (::fstat(fd, &st) != 0) return "is not open";
+  if (!S_ISSOCK(st.st_mode)) {
+    if (S_ISREG(st.st_mode)) return "is a file, not a socket";
+    if (S_ISFIFO(st.st_mode)) return "is a pipe, not a socket";
+    return "is not a socket";
+  }
+  int domain = 0, type = 0, listening = 0;
+  socklen_t len = sizeof domain;
+  ::getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &len);
+  len = sizeof type;
+  ::getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len);
+  len = sizeof listening;
+  ::getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len);
+  if (domain == AF_UNIX) return "is a Unix-domain socket (ListenStream=/path)";
+  if (domain != AF_INET && domain != AF_INET6) return "is not an IP socket";
+  if (type == SOCK_DGRAM) return "is a UDP socket (ListenDatagram=)";
+  if (type != SOCK_STREAM) return "is not a TCP socket";
+  if (listening == 1) return {};
+  sockaddr_storage peer{};
+  len = sizeof peer;
+  if (::getpeername(fd, reinterpret_cast<sockaddr*>(&peer), &len) == 0) {
+    return "is a connected TCP socket (Accept=yes passes connections, not the listener)";
+  }
+  return "is a TCP socket that is not listening";
+}
+
 int inherited_listener() {
   const char* pid = std::getenv("LISTEN_PID");
   const char* fds = std::getenv("LISTEN_FDS");
@@ -46,16 +76,10 @@ int inherited_listener() {
                                 " sockets; tcpd serves exactly one (ListenStream= once)");
   }
   constexpr int kFirst = 3;  // SD_LISTEN_FDS_START
-  int type = 0, listening = 0;
-  socklen_t len = sizeof type;
-  const bool stream =
-      ::getsockopt(kFirst, SOL_SOCKET, SO_TYPE, &type, &len) == 0 && type == SOCK_STREAM;
-  len = sizeof listening;
-  const bool accepts =
-      ::getsockopt(kFirst, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len) == 0 && listening == 1;
-  if (!stream || !accepts) {
-    throw std::system_error(ENOTSOCK, std::generic_category(),
-                            "socket activation: descriptor 3 is not a listening TCP socket");
+  if (std::string problem = unusable_listener(kFirst); !problem.empty()) {
+    throw std::runtime_error("socket activation: descriptor 3 " + problem +
+                             "; tcpd needs a listening TCP socket (ListenStream=PORT or "
+                             "ADDR:PORT, Accept=no)");
   }
   ::fcntl(kFirst, F_SETFD, FD_CLOEXEC);
   return kFirst;

@@ -1,5 +1,7 @@
 #pragma once
 
+#include <string>
+
 #include <sys/socket.h>
 #include <sys/un.h>
 
@@ -30,5 +32,9 @@ class Notifier {
 // variables are removed either way. Throws std::system_error when something was passed that
 // tcpd cannot use (more than one socket, or not a listening TCP socket).
 int inherited_listener();
+
+// What makes `fd` unusable as tcpd's listener ("is a UDP socket (ListenDatagram=)"), or "" when
+// it is a listening TCP socket (IPv4 or IPv6).
+std::string unusable_listener(int fd);
 
 }  // namespace tcpd

@@ -117,6 +117,13 @@ std::variant<ServerConfig, CliExit> parse_server_cli(int argc, const char* const
       ->type_name("MS")
       ->check(integer(0, kDay))
       ->capture_default_str();
+  long long oneshot = cfg.oneshot_wait.count();
+  app.add_option("--oneshot-wait-ms", oneshot,
+                 "before a client's first newline, this much silence ends a request: answered "
+                 "without a newline, then closed (0: every request needs its newline)")
+      ->type_name("MS")
+      ->check(integer(0, 60000))
+      ->capture_default_str();
   std::string log_format = "text";
   std::string log_level = "info";
   bool quiet = false;
@@ -131,7 +138,9 @@ std::variant<ServerConfig, CliExit> parse_server_cli(int argc, const char* const
           ->capture_default_str();
   app.add_flag("--quiet", quiet, "no per-connection log lines (--log-level warn)")
       ->excludes(level_opt);
-  app.add_option("--name", cfg.name, "instance name shown in every log line")->type_name("TEXT");
+  app.add_option("--name", cfg.name, "instance name shown in every log line (printable UTF-8)")
+      ->type_name("TEXT")
+      ->check([](const std::string& v) { return check_printable(v); }, "");
   app.add_option("--metrics", cfg.metrics,
                  "serve Prometheus metrics at http://ADDR:PORT/metrics (off by default)")
       ->type_name("ADDR:PORT")
@@ -157,6 +166,7 @@ std::variant<ServerConfig, CliExit> parse_server_cli(int argc, const char* const
   cfg.idle_timeout = Millis{idle};
   cfg.io_timeout = Millis{io};
   cfg.drain_timeout = Millis{drain};
+  cfg.oneshot_wait = Millis{oneshot};
   cfg.log_format = log_format == "json" ? LogFormat::json : LogFormat::text;
   cfg.log_level = quiet                  ? LogLevel::warn
                   : log_level == "error" ? LogLevel::error

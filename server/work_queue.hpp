@@ -58,11 +58,12 @@ class WorkQueue {
     wake(lock, n);
   }
 
-  // For connections the drain must serve whatever the bound (the listen backlog, the parked new
-  // connections): always taken.
+  // For sessions handed on from one worker to another, and connections the drain must serve
+  // whatever the bound (the listen backlog, the parked new connections): always taken, and not
+  // counted against the bound.
   void push(T& item) {
     std::unique_lock lock(mu_);
-    items_.push_back(std::move(item));
+    items_.push_back({std::move(item), false});
     after_push(lock);
   }
 
@@ -152,6 +153,10 @@ class WorkQueue {
     return closed_ && items_.empty();
   }
   [[nodiscard]] std::size_t size() const { return size_.load(std::memory_order_relaxed); }
+  // Items counted against the bound (try_push's): never more than `capacity`.
+  [[nodiscard]] std::size_t bounded_size() const {
+    return bounded_.load(std::memory_order_relaxed);
+  }
   // A worker leads: it is in, or about to enter, epoll_wait() on the parked set. Read without
   // the lock: a stale answer costs one system call or one request's delay, never an event.
   [[nodiscard]] bool leading() const { return leader_.load(std::memory_order_relaxed); }
@@ -164,8 +169,9 @@ class WorkQueue {
  private:
   bool try_push(T& item, bool held) {
     std::unique_lock lock(mu_);
-    if (closed_ || items_.size() >= capacity_) return false;
-    items_.push_back(std::move(item));
+    if (closed_ || bounded_.load(std::memory_order_relaxed) >= capacity_) return false;
+    items_.push_back({std::move(item), true});
+    bounded_.fetch_add(1, std::memory_order_relaxed);
     if (held) {
       ++held_;
       size_.store(items_.size(), std::memory_order_relaxed);
@@ -177,7 +183,8 @@ class WorkQueue {
 
   std::optional<T> pop_locked() {
     if (items_.empty()) return std::nullopt;
-    T item = std::move(items_.front());
+    T item = std::move(items_.front().item);
+    if (items_.front().bounded) bounded_.fetch_sub(1, std::memory_order_relaxed);
     items_.pop_front();
     size_.store(items_.size(), std::memory_order_relaxed);
     return item;
@@ -205,7 +212,11 @@ class WorkQueue {
   mutable std::mutex mu_;
   std::condition_variable cv_;           // followers
   std::condition_variable finished_cv_;  // wait_finished()
-  std::deque<T> items_;
+  struct Slot {
+    T item;
+    bool bounded;  // pushed by try_push()
+  };
+  std::deque<Slot> items_;
   std::size_t followers_ = 0;
   // Written under mu_ and read there; atomic only so that leading() may read it without mu_.
   std::atomic<bool> leader_{false};
@@ -214,6 +225,7 @@ class WorkQueue {
   bool closed_ = false;
   bool finished_ = false;
   std::atomic<std::size_t> size_{0};
+  std::atomic<std::size_t> bounded_{0};  // written under mu_; atomic for bounded_size()
 };
 
 }  // namespace tcpd

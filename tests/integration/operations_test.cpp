@@ -345,6 +345,20 @@ TEST(Systemd, InheritedListenerIsServedAndNeverShutDown) {
   EXPECT_TRUE(accepted.valid()) << std::strerror(errno);
 }
 
+TEST(Systemd, AnUnusableInheritedDescriptorIsNamedInOneLine) {
+  tcpd::Fd udp(::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+  Spawn how;
+  how.listen_fd = udp.get();
+  Process p(Process::tcpd_argv({"--quiet"}), how);
+  auto r = p.wait(10s);
+  EXPECT_EQ(r.exit_code, 1) << r.err;
+  EXPECT_NE(r.err.find("descriptor 3 is a UDP socket (ListenDatagram=); tcpd needs a listening "
+                       "TCP socket"),
+            std::string::npos)
+      << r.err;
+  EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+}
+
 TEST(Systemd, RunsUnderSystemdSocketActivate) {
   const char* activate = "/usr/bin/systemd-socket-activate";
   if (::access(activate, X_OK) != 0) GTEST_SKIP() << activate << " is not installed";

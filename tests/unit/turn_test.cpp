@@ -1,0 +1,141 @@
+// What one serve() call may take from its worker, on socketpairs (no server): a client streaming
+// requests gets a turn's share of input and then gives the worker back; a reply that finds the
+// client's socket full waits in the session, not in the worker.
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <poll.h>
+#include <sys/socket.h>
+
+#include <chrono>
+#include <string>
+#include <thread>
+
+#include "session.hpp"
+#include "session_pair.hpp"
+
+using namespace std::chrono_literals;
+using tcpd::Clock;
+using tcpd::Outcome;
+using tcpd::Verdict;
+
+namespace {
+
+using Env = testing_support::SessionTestEnv;
+
+// Sends `line` repeatedly without blocking until the socket takes no more: how many went.
+int fill(int fd, const std::string& line) {
+  int sent = 0;
+  std::size_t off = 0;
+  for (;;) {
+    const ssize_t n = ::send(fd, line.data() + off, line.size() - off, MSG_DONTWAIT | MSG_NOSIGNAL);
+    if (n <= 0) break;
+    off += static_cast<std::size_t>(n);
+    if (off == line.size()) {
+      off = 0;
+      ++sent;
+    }
+  }
+  if (off > 0) {  // finish the line under way, waiting for room
+    ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+    ::send(fd, line.data() + off, line.size() - off, MSG_NOSIGNAL);
+    ++sent;
+  }
+  return sent;
+}
+
+// Reads whatever has come, without waiting: how many reply lines.
+int drain_lines(int fd) {
+  int lines = 0;
+  char buf[65536];
+  for (;;) {
+    const ssize_t n = ::recv(fd, buf, sizeof buf, MSG_DONTWAIT);
+    if (n <= 0) return lines;
+    for (ssize_t i = 0; i < n; ++i) lines += buf[i] == '\n' ? 1 : 0;
+  }
+}
+
+}  // namespace
+
+TEST(Turn, AStreamingClientGivesItsWorkerBackAfterItsShare) {
+  Env e;
+  auto [s, peer] = testing_support::make_session_pair(10s, 64 * 1024);
+  int big = 1 << 20;
+  ::setsockopt(peer.get(), SOL_SOCKET, SO_SNDBUF, &big, sizeof big);
+  const int sent = fill(peer.get(), std::string(999, 'x') + "\n");
+  ASSERT_GT(static_cast<std::size_t>(sent) * 1000, tcpd::kTurnInput + 16 * 1024);
+
+  std::string out;
+  Verdict v = tcpd::serve(s, e.env, out);
+  EXPECT_EQ(v.kind, Verdict::Kind::again);
+  EXPECT_GE(s.turn_input, tcpd::kTurnInput);
+  EXPECT_LT(s.turn_input, tcpd::kTurnInput + 32 * 1024);
+  // Later turns answer the rest, in order, and the session then waits for more.
+  int turns = 1;
+  while (v.kind == Verdict::Kind::again && turns < 100) {
+    v = tcpd::serve(s, e.env, out);
+    ++turns;
+  }
+  EXPECT_EQ(v.kind, Verdict::Kind::park);
+  EXPECT_EQ(s.replies, static_cast<uint64_t>(sent));
+  EXPECT_EQ(drain_lines(peer.get()), sent);
+}
+
+TEST(Turn, RepliesThatFindTheSocketFullWaitInTheSessionAndGoOutLater) {
+  Env e;
+  e.config.mode = tcpd::Mode::echo;
+  auto [s, peer] = testing_support::make_session_pair(10s, 64 * 1024);
+  const std::string line = std::string(20000, 'y') + "\n";
+  // The client sends and never reads: sooner or later a reply finds no room.
+  std::string out;
+  Verdict v{Verdict::Kind::park};
+  int sent = 0;
+  for (int i = 0; i < 200 && s.unsent.empty(); ++i) {
+    ASSERT_EQ(::send(peer.get(), line.data(), line.size(), MSG_NOSIGNAL | MSG_DONTWAIT),
+              static_cast<ssize_t>(line.size()));
+    ++sent;
+    v = tcpd::serve(s, e.env, out);
+  }
+  ASSERT_FALSE(s.unsent.empty());
+  EXPECT_EQ(v.kind, Verdict::Kind::park);
+  EXPECT_GT(s.unsent_replies, 0U);
+  EXPECT_LE(s.unsent.size(), tcpd::kReplyBuffer + line.size());
+  EXPECT_LT(s.write_deadline, Clock::time_point::max());
+  EXPECT_EQ(tcpd::park_deadline(s).at, s.write_deadline);
+  // Still no room: parked again, without blocking.
+  const auto start = Clock::now();
+  EXPECT_EQ(tcpd::serve(s, e.env, out).kind, Verdict::Kind::park);
+  EXPECT_LT(Clock::now() - start, 100ms);
+
+  // The client reads; the next turn sends what waited and every reply is counted once.
+  int lines = 0;
+  for (int i = 0; i < 100 && (lines < sent); ++i) {
+    lines += drain_lines(peer.get());
+    v = tcpd::serve(s, e.env, out);
+    pollfd p{peer.get(), POLLIN, 0};
+    ::poll(&p, 1, 10);
+  }
+  lines += drain_lines(peer.get());
+  EXPECT_EQ(lines, sent);
+  EXPECT_EQ(s.replies, static_cast<uint64_t>(sent));
+  EXPECT_TRUE(s.unsent.empty());
+  EXPECT_EQ(v.kind, Verdict::Kind::park);
+}
+
+// A reply that cannot go out within the io timeout ends the session.
+TEST(Turn, UnsentRepliesPastTheirDeadlineEndTheSession) {
+  Env e;
+  e.config.mode = tcpd::Mode::echo;
+  e.config.io_timeout = 50ms;
+  auto [s, peer] = testing_support::make_session_pair(10s, 64 * 1024);
+  const std::string line = std::string(20000, 'y') + "\n";
+  std::string out;
+  for (int i = 0; i < 200 && s.unsent.empty(); ++i) {
+    ::send(peer.get(), line.data(), line.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+    tcpd::serve(s, e.env, out);
+  }
+  ASSERT_FALSE(s.unsent.empty());
+  std::this_thread::sleep_for(60ms);
+  const Verdict v = tcpd::serve(s, e.env, out);
+  EXPECT_EQ(v.kind, Verdict::Kind::close);
+  EXPECT_EQ(v.outcome, Outcome::io_timeout);
+}
