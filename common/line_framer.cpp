@@ -18,7 +18,11 @@ char* LineFramer::prepare(std::size_t min_free) {
       begin_ = 0;
     }
     if (cap_ - end_ < min_free) {
-      const std::size_t cap = std::max(end_ + min_free, cap_ * 2);
+      // Doubling stops at what one request can need (max_ plus "\r\n", and the read under
+      // way): with the default --max-message a buffer stays below glibc's mmap threshold
+      // (128 KiB), so that thousands of them freed at once are not thousands of munmap()s,
+      // each a TLB shootdown across the server's threads.
+      const std::size_t cap = std::max(end_ + min_free, std::min(cap_ * 2, max_ + 2 + min_free));
       std::unique_ptr<char[]> bigger(new char[cap]);  // uninitialised on purpose
       if (end_ > 0) std::memcpy(bigger.get(), buf_.get(), end_);
       buf_ = std::move(bigger);

@@ -7,7 +7,8 @@
 
 #include <fmt/format.h>
 
-#include <array>
+#include <algorithm>
+#include <vector>
 #include <cerrno>
 #include <stdexcept>
 #include <system_error>
@@ -23,22 +24,19 @@ namespace {
 
 constexpr Millis kScrapeTimeout{1000};
 constexpr std::size_t kMaxRequest = 8192;
+// Scrapers connected at once; the oldest goes when another comes.
+constexpr std::size_t kMaxScrapers = 16;
 
 struct Request {
   bool complete = false;
   std::string method, path, version;
 };
 
-// Reads up to the blank line that ends the headers, bounded in time and size.
-Request read_request(int fd, Clock::time_point deadline) {
-  std::string buf;
-  char tmp[2048];
-  while (buf.find("\r\n\r\n") == std::string::npos && buf.find("\n\n") == std::string::npos) {
-    if (buf.size() > kMaxRequest) return {};
-    IoResult r = read_some(fd, tmp, sizeof tmp, deadline);
-    if (r.status != IoStatus::ok) return {};
-    buf.append(tmp, r.bytes);
-  }
+bool headers_complete(const std::string& buf) {
+  return buf.find("\r\n\r\n") != std::string::npos || buf.find("\n\n") != std::string::npos;
+}
+
+Request parse_request(const std::string& buf) {
   Request req;
   req.complete = true;
   const auto eol = buf.find_first_of("\r\n");
@@ -59,6 +57,22 @@ std::string response(std::string_view version, std::string_view status, std::str
                   version, status, type, body.size());
   if (!head) out += body;
   return out;
+}
+
+std::string answer(const Request& req, const std::function<std::string()>& render) {
+  const bool http = req.version == "HTTP/1.0" || req.version == "HTTP/1.1";
+  const std::string version = http ? req.version : "HTTP/1.1";
+  const bool head = req.method == "HEAD";
+  if (!http || req.path.empty() || req.path.front() != '/') {
+    return response(version, "400 Bad Request", "text/plain", "bad request\n", false);
+  }
+  if (req.method != "GET" && !head) {
+    return response(version, "405 Method Not Allowed", "text/plain", "GET /metrics\n", false);
+  }
+  if (req.path.substr(0, req.path.find('?')) != "/metrics") {
+    return response(version, "404 Not Found", "text/plain", "try /metrics\n", head);
+  }
+  return response(version, "200 OK", "text/plain; version=0.0.4; charset=utf-8", render(), head);
 }
 
 }  // namespace
@@ -101,46 +115,79 @@ std::string MetricsServer::address() const {
   return local_address(listener_.get());
 }
 
+// One scraper's connection: its request as it arrives, then its response as it leaves.
+struct MetricsServer::Scrape {
+  Fd fd;
+  Clock::time_point deadline;
+  std::string in;
+  std::string out;
+  std::size_t sent = 0;
+};
+
 void MetricsServer::run() {
+  std::vector<Scrape> open;
+  std::vector<pollfd> p;
   for (;;) {
-    std::array<pollfd, 2> p{{{listener_.get(), POLLIN, 0}, {stop_.get(), POLLIN, 0}}};
-    if (::poll(p.data(), p.size(), -1) < 0) continue;
-    if (p[1].revents != 0) return;
-    Fd conn(::accept4(listener_.get(), nullptr, nullptr, SOCK_CLOEXEC));
-    if (!conn) {
-      // Out of descriptors: the workers' clients come first; look again shortly, unless stopped.
-      if (errno == EMFILE || errno == ENFILE) {
-        wait_readable(stop_.get(), Clock::now() + Millis{100});
-      }
-      continue;
+    p.assign({{stop_.get(), POLLIN, 0}, {listener_.get(), POLLIN, 0}});
+    auto next = Clock::time_point::max();
+    for (const auto& c : open) {
+      p.push_back({c.fd.get(), static_cast<short>(c.out.empty() ? POLLIN : POLLOUT), 0});
+      next = std::min(next, c.deadline);
     }
-    try {
-      serve(std::move(conn));
-    } catch (const std::exception& e) {
-      log_at(LogLevel::error, "metrics: {}", e.what());
+    if (::poll(p.data(), p.size(), poll_timeout_ms(next)) < 0) continue;
+    if (p[0].revents != 0) return;
+    // Connections first: accept() may drop the oldest, which would shift the indices.
+    for (std::size_t i = 0; i < open.size(); ++i) {
+      if (p[i + 2].revents != 0) step(open[i]);
     }
+    const auto now = Clock::now();
+    std::erase_if(open, [now](const Scrape& c) { return !c.fd || now >= c.deadline; });
+    if (p[1].revents != 0) accept_scraper(open);
   }
 }
 
-void MetricsServer::serve(Fd conn) {
-  const auto deadline = Clock::now() + kScrapeTimeout;
-  Request req = read_request(conn.get(), deadline);
-  if (!req.complete) return;  // silent, too slow or too large: just close
-  const bool http = req.version == "HTTP/1.0" || req.version == "HTTP/1.1";
-  const std::string version = http ? req.version : "HTTP/1.1";
-  const bool head = req.method == "HEAD";
-  std::string out;
-  if (!http || req.path.empty() || req.path.front() != '/') {
-    out = response(version, "400 Bad Request", "text/plain", "bad request\n", false);
-  } else if (req.method != "GET" && !head) {
-    out = response(version, "405 Method Not Allowed", "text/plain", "GET /metrics\n", false);
-  } else if (req.path.substr(0, req.path.find('?')) != "/metrics") {
-    out = response(version, "404 Not Found", "text/plain", "try /metrics\n", head);
-  } else {
-    out = response(version, "200 OK", "text/plain; version=0.0.4; charset=utf-8", render_(), head);
+// A new scraper. At the cap the oldest connection goes: a scraper that hangs must not keep a
+// live one out.
+void MetricsServer::accept_scraper(std::vector<Scrape>& open) {
+  Fd conn(::accept4(listener_.get(), nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK));
+  if (!conn) {
+    // Out of descriptors: the workers' clients come first; look again shortly, unless stopped.
+    if (errno == EMFILE || errno == ENFILE) wait_readable(stop_.get(), Clock::now() + Millis{100});
+    return;
   }
-  write_all(conn.get(), out, deadline);
-  ::shutdown(conn.get(), SHUT_WR);
+  if (open.size() >= kMaxScrapers) open.erase(open.begin());
+  open.push_back({std::move(conn), Clock::now() + kScrapeTimeout, {}, {}, 0});
+}
+
+// Reads what came, answers a complete request, or sends more of the answer. The connection is
+// closed (its Fd reset) when it is done, broken, or its request grows too large.
+void MetricsServer::step(Scrape& c) {
+  if (!c.out.empty()) {
+    IoResult r = write_all(c.fd.get(), std::string_view(c.out).substr(c.sent), Clock::time_point{});
+    c.sent += r.bytes;
+    if (r.status != IoStatus::timed_out) {
+      ::shutdown(c.fd.get(), SHUT_WR);
+      c.fd.reset();
+    }
+    return;
+  }
+  char tmp[2048];
+  IoResult r = read_some(c.fd.get(), tmp, sizeof tmp, Clock::time_point{});
+  if (r.status == IoStatus::timed_out) return;
+  if (r.status != IoStatus::ok || c.in.size() + r.bytes > kMaxRequest) {
+    c.fd.reset();
+    return;
+  }
+  c.in.append(tmp, r.bytes);
+  if (!headers_complete(c.in)) return;
+  try {
+    c.out = answer(parse_request(c.in), render_);
+  } catch (const std::exception& e) {
+    log_at(LogLevel::error, "metrics: {}", e.what());
+    c.fd.reset();
+    return;
+  }
+  step(c);
 }
 
 }  // namespace tcpd

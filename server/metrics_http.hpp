@@ -3,14 +3,16 @@
 #include <functional>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "fd.hpp"
 
 namespace tcpd {
 
-// `--metrics ADDR:PORT`: one small thread that answers GET /metrics with `render()`, one
-// connection at a time, each bounded to a second and 8 KiB of request, so that a scraper that
-// says nothing or reads slowly delays another scrape by at most that, and the workers never.
+// `--metrics ADDR:PORT`: one small thread that answers GET /metrics with `render()`. It watches
+// up to 16 scrapers' connections at once (poll), each bounded to a second and 8 KiB of
+// request; when another connects the oldest goes. So a scraper that says nothing or reads slowly
+// delays neither another scrape nor the workers.
 class MetricsServer {
  public:
   // Binds now: an unusable address throws std::system_error naming it ("--metrics: cannot bind
@@ -24,8 +26,10 @@ class MetricsServer {
   [[nodiscard]] std::string address() const;
 
  private:
+  struct Scrape;
   void run();
-  void serve(Fd conn);
+  void accept_scraper(std::vector<Scrape>& open);
+  void step(Scrape& c);
 
   std::function<std::string()> render_;
   Fd listener_;

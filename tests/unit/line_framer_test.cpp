@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cstring>
 #include <memory>
 #include <string>
 
@@ -142,4 +144,23 @@ TEST(LineFramer, ABufferGrownPastTheLimitIsNotGivenBack) {
   f.give_back(worker, 4096);
   EXPECT_EQ(worker.bytes, nullptr);
   EXPECT_GT(f.capacity(), 4096u);  // freed with the framer (or release_if_empty), not kept
+}
+
+// A request as long as the default --max-message allows, read 16 KiB at a time, leaves a buffer
+// below glibc's mmap threshold (128 KiB): freeing thousands of them at once is not thousands of
+// munmap() calls.
+TEST(LineFramer, BufferForTheLongestRequestStaysBelowTheMmapThreshold) {
+  tcpd::LineFramer f(65536);
+  std::size_t received = 0;
+  while (received < 65535) {
+    const std::size_t n = std::min<std::size_t>(16 * 1024, 65535 - received);
+    std::memset(f.prepare(16 * 1024), 'x', n);
+    f.commit(n);
+    received += n;
+    EXPECT_EQ(f.next().status, tcpd::LineFramer::Status::need_more);
+  }
+  EXPECT_EQ(f.pending().size(), 65535U);
+  EXPECT_LT(f.capacity(), std::size_t{128} * 1024);
+  f.prepare(16 * 1024);
+  EXPECT_LT(f.capacity(), std::size_t{128} * 1024);
 }
