@@ -1,5 +1,6 @@
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -13,7 +14,10 @@ struct ClientConfig {
   std::string host = "localhost";
   uint16_t port = 12345;
   std::string msg = "Hello from the client!";  // "-": one request per stdin line
-  Millis timeout{5000};
+  Millis timeout{5000};                        // connecting, and each request until its whole reply
+  // A reply (or unasked-for input) longer than this is a failure, so that what a server sends
+  // cannot grow tcpc's memory without bound.
+  std::size_t max_reply = std::size_t{1} << 20;
   bool quiet = false;
   // Load mode.
   uint64_t count = 1;

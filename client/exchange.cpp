@@ -2,6 +2,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <utility>
 
 #include <fcntl.h>
 #include <sys/socket.h>
@@ -20,6 +21,7 @@ std::string_view failure_name(Failure f) {
     case Failure::too_long: return "too_long";
     case Failure::mismatch: return "mismatch";
     case Failure::other: return "other";
+    case Failure::reply_too_long: return "reply_too_long";
   }
   return "other";
 }
@@ -49,22 +51,18 @@ void set_timeouts(int fd, Millis timeout) {
 
 }  // namespace
 
-Connection::Connection(Fd fd, Millis timeout) : fd_(std::move(fd)) {
+Connection::Connection(Fd fd, Millis timeout, std::size_t max_reply)
+    : fd_(std::move(fd)), timeout_(timeout), max_reply_(max_reply) {
   const int flags = ::fcntl(fd_.get(), F_GETFL);
   ::fcntl(fd_.get(), F_SETFL, flags & ~O_NONBLOCK);
   set_timeouts(fd_.get(), timeout);
 }
 
-ConnectResult connect_blocking(const sockaddr* sa, socklen_t len, Millis timeout) {
-  Fd fd(::socket(sa->sa_family, SOCK_STREAM | SOCK_CLOEXEC, 0));
-  if (!fd) return {Fd{}, errno, {}};
-  set_timeouts(fd.get(), timeout);
-  while (::connect(fd.get(), sa, len) != 0) {
-    if (errno == EINTR) continue;
-    // A blocking connect that runs out of SO_SNDTIMEO fails with EINPROGRESS.
-    return {Fd{}, (errno == EINPROGRESS || errno == EAGAIN) ? ETIMEDOUT : errno, {}};
-  }
-  return {std::move(fd), 0, {}};
+bool Connection::bound_by(Clock::time_point deadline) {
+  const auto left = std::chrono::duration_cast<Millis>(deadline - Clock::now());
+  if (left.count() <= 0) return false;
+  set_timeouts(fd_.get(), left);
+  return true;
 }
 
 namespace {
@@ -78,9 +76,16 @@ ReplyResult errno_failure(int err) {
 
 }  // namespace
 
+// A call after the first of its kind (or a first recv after a slow send) re-arms the socket's
+// timeouts with what is left of the request's deadline; a request answered by one quick send
+// and one recv costs no extra system call.
 ReplyResult Connection::request(std::string_view request) {
+  const auto start = Clock::now();
+  const auto deadline = start + timeout_;
+  bool rearm = false;
   std::size_t sent = 0;
   while (sent < request.size()) {
+    if (std::exchange(rearm, true) && !bound_by(deadline)) return errno_failure(EAGAIN);
     ssize_t n = ::send(fd_.get(), request.data() + sent, request.size() - sent, MSG_NOSIGNAL);
     if (n < 0) {
       if (errno == EINTR) continue;
@@ -88,6 +93,7 @@ ReplyResult Connection::request(std::string_view request) {
     }
     sent += static_cast<std::size_t>(n);
   }
+  rearm = Clock::now() - start > Millis{1};
   std::size_t scanned = 0;
   for (;;) {
     if (auto nl = in_.find('\n', scanned); nl != std::string::npos) {
@@ -99,6 +105,11 @@ ReplyResult Connection::request(std::string_view request) {
       return res;
     }
     scanned = in_.size();
+    if (in_.size() > max_reply_) {
+      in_.clear();
+      return {Failure::reply_too_long, 0, {}, false};
+    }
+    if (std::exchange(rearm, true) && !bound_by(deadline)) return errno_failure(EAGAIN);
     char buf[16 * 1024];
     ssize_t n = ::recv(fd_.get(), buf, sizeof buf, 0);
     if (n > 0) {

@@ -10,8 +10,19 @@
 namespace tcpd {
 
 // Why a request did not get the reply it wanted.
-enum class Failure { none, refused, reset, timeout, busy, too_long, mismatch, other };
-inline constexpr int kFailureKinds = 8;
+// too_long: the server said ERR too long; reply_too_long: the reply passed --max-reply.
+enum class Failure {
+  none,
+  refused,
+  reset,
+  timeout,
+  busy,
+  too_long,
+  mismatch,
+  other,
+  reply_too_long
+};
+inline constexpr int kFailureKinds = 9;
 std::string_view failure_name(Failure f);
 
 // One request/reply on a connection: sends `request` (which ends in '\n'), reads up to the
@@ -27,22 +38,20 @@ class Connection {
  public:
   // Takes a connected socket and makes it blocking with SO_RCVTIMEO/SO_SNDTIMEO = `timeout`:
   // a request then costs one send and (usually) one recv, as in the tools tcpc is compared
-  // with, and each of them is still bounded.
-  Connection(Fd fd, Millis timeout);
-  // For a socket from connect_blocking(), already set up that way.
-  struct Ready {};
-  Connection(Fd fd, Ready) : fd_(std::move(fd)) {}
+  // with. A request and its whole reply are bounded by `timeout` together (a server that
+  // trickles cannot stretch it), and a reply by `max_reply` bytes.
+  Connection(Fd fd, Millis timeout, std::size_t max_reply);
   ReplyResult request(std::string_view request);
 
  private:
+  // The socket's timeouts for what is left of the request's `deadline`; false once it passed.
+  bool bound_by(Clock::time_point deadline);
+
   Fd fd_;
+  Millis timeout_;
+  std::size_t max_reply_;
   std::string in_;
 };
-
-// A blocking socket whose connect, sends and receives are each bounded by `timeout` through
-// SO_SNDTIMEO/SO_RCVTIMEO (Linux bounds a blocking connect by SO_SNDTIMEO): four system calls
-// per connection, for load mode's connection-per-request runs.
-ConnectResult connect_blocking(const sockaddr* sa, socklen_t len, Millis timeout);
 
 // Maps an ERR line to its failure, and checks --expect.
 Failure classify_reply(std::string_view reply, const std::string* expect);

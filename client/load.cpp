@@ -252,6 +252,10 @@ LoadResult run_load(const ClientConfig& cfg, const Target& target,
   const auto end = total.last_done > run.measured_from ? total.last_done : Clock::now();
   total.seconds = std::chrono::duration<double>(end - run.measured_from).count();
   if (cfg.rate > 0) {
+    if (cfg.duration_s && !run.stopped()) {
+      total.unsent =
+          run.schedule.max_tickets - std::min(run.schedule.max_tickets, run.open_tickets.load());
+    }
     // With --rate the window is at least the scheduled span, so finishing early is not rps.
     const auto scheduled = static_cast<double>(run.open_tickets.load());
     total.seconds = std::max(total.seconds, scheduled / cfg.rate - cfg.warmup_s);

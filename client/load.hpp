@@ -37,7 +37,10 @@ struct LoadResult {
   double client_cpu_s = 0;      // tcpc's own CPU time (user + system) over the whole run
   long client_max_rss_kib = 0;  // tcpc's own peak resident memory
   uint64_t reconnects = 0;      // keep-alive connections found closed by the server and reopened
-  bool interrupted = false;     // ended early by SIGINT/SIGTERM
+  // With --rate and --duration: requests scheduled that the run could not send before its end
+  // (every connection was still waiting for a reply).
+  uint64_t unsent = 0;
+  bool interrupted = false;  // ended early by SIGINT/SIGTERM
   // The measured window: start to the last request's end, and with --rate at least the
   // scheduled span (requests scheduled / rate), so a run that finishes early does not inflate
   // its rps, and connections held open to the end of --duration do not dilute it.

@@ -202,14 +202,15 @@ class Loop {
     return due;
   }
 
-  // With --rate every request scheduled before the end is sent, however late (its latency
-  // then shows the wait); a closed loop stops at the end.
+  // A request is sent late when the connections were busy (its latency then shows the wait),
+  // but never after the end of --duration: what the schedule could not send by then is
+  // reported as unsent, so that a run ends on time whatever --rate asked.
   [[nodiscard]] bool no_tickets_left(Clock::time_point now) const {
     if (run_.stopped()) return true;
+    if (now >= sched_.end) return true;
     if (sched_.rate > 0) {
       return !sched_.scheduled(Schedule::ticket_of(index_, run_.threads, next_k_));
     }
-    if (now >= sched_.end) return true;
     return sched_.max_tickets != UINT64_MAX &&
            run_.closed_tickets.load(std::memory_order_relaxed) >= sched_.max_tickets;
   }
@@ -369,6 +370,7 @@ class Loop {
         const auto* nl = static_cast<const char*>(std::memchr(buf_.data(), '\n', got));
         if (nl == nullptr) {
           slot.in.append(buf_.data(), got);
+          if (slot.in.size() > cfg_.max_reply) return finish(s, Failure::reply_too_long, true);
           continue;
         }
         const auto line_len = static_cast<std::size_t>(nl - buf_.data());
@@ -406,7 +408,11 @@ class Loop {
       const ssize_t n = ::recv(slot.fd.get(), buf_.data(), buf_.size(), 0);
       if (n > 0) {
         slot.in.append(buf_.data(), static_cast<std::size_t>(n));  // unasked-for bytes, kept
-        continue;
+        if (slot.in.size() <= cfg_.max_reply) continue;
+        slot.in.clear();  // a server flooding an idle connection: it is closed
+        close(slot);
+        slot.reopen = true;
+        return;
       }
       if (n < 0 && errno == EINTR) continue;
       if (n < 0 && errno == EAGAIN) return;

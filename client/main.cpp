@@ -46,6 +46,9 @@ std::string reply_error(const ClientConfig& cfg, const tcpd::ReplyResult& r) {
     case Failure::timeout:
       return fmt::format("no reply from {} within {} ms", endpoint(cfg), cfg.timeout.count());
     case Failure::reset: return fmt::format("connection to {} reset by the server", endpoint(cfg));
+    case Failure::reply_too_long:
+      return fmt::format("the reply from {} is longer than --max-reply {} bytes", endpoint(cfg),
+                         cfg.max_reply);
     default:
       if (r.closed) return fmt::format("{} closed the connection without replying", endpoint(cfg));
       return fmt::format("error talking to {}: {}", endpoint(cfg), std::strerror(r.err));
@@ -56,7 +59,7 @@ std::string reply_error(const ClientConfig& cfg, const tcpd::ReplyResult& r) {
 int run_single(const ClientConfig& cfg) {
   auto c = tcpd::connect_tcp(cfg.host, cfg.port, tcpd::Clock::now() + cfg.timeout);
   if (!c.fd) return fail(connect_error(cfg, c));
-  tcpd::Connection conn(std::move(c.fd), cfg.timeout);
+  tcpd::Connection conn(std::move(c.fd), cfg.timeout, cfg.max_reply);
   const std::string* expect = cfg.expect ? &*cfg.expect : nullptr;
   auto one = [&](const std::string& msg) -> int {
     tcpd::ReplyResult r = conn.request(msg + "\n");

@@ -98,7 +98,8 @@ std::string load_summary_json(const ClientConfig& cfg, const LoadResult& r) {
   out += fmt::format(R"(,"client_cpu_s":{:.3f},"client_max_rss_kib":{})", r.client_cpu_s,
                      r.client_max_rss_kib);
   if (cfg.rate > 0) {
-    out += fmt::format(R"(,"target_rps":{},"achieved_rps":{:.1f})", cfg.rate, rps(r));
+    out += fmt::format(R"(,"target_rps":{},"achieved_rps":{:.1f},"unsent":{})", cfg.rate, rps(r),
+                       r.unsent);
   }
   const bool any = r.ok > 0;
   out += any ? fmt::format(R"(,"mean_us":{:.1f},"min_us":{})", h.mean(), h.min())
@@ -180,8 +181,11 @@ std::string rate_warning(const ClientConfig& cfg, const LoadResult& r) {
         "overloaded",
         static_cast<double>(u.percentile(0.99)) / 1e3);
   }
-  return fmt::format("tcpc: achieved {:.1f} req/s, {:.0f}% of the --rate {:g} target: {}\n", rps(r),
-                     100 * rps(r) / cfg.rate, cfg.rate, why);
+  const std::string unsent =
+      r.unsent > 0 ? fmt::format("; {} scheduled requests were not sent by the end", r.unsent)
+                   : std::string();
+  return fmt::format("tcpc: achieved {:.1f} req/s, {:.0f}% of the --rate {:g} target: {}{}\n",
+                     rps(r), 100 * rps(r) / cfg.rate, cfg.rate, why, unsent);
 }
 
 std::string load_hints(const LoadResult& r) {

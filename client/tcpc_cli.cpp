@@ -57,9 +57,15 @@ std::variant<ClientConfig, ClientCliExit> parse_client_cli(int argc, const char*
           "")
       ->type_name("TEXT")
       ->capture_default_str();
-  app.add_option("--timeout-ms", timeout, "bounds connect, send and receive, each")
+  app.add_option("--timeout-ms", timeout,
+                 "bounds connecting, and each request with its whole reply")
       ->type_name("MS")
       ->check(integer(1, 24LL * 3600 * 1000))
+      ->capture_default_str();
+  long long max_reply = static_cast<long long>(cfg.max_reply);
+  app.add_option("--max-reply", max_reply, "a longer reply is a failure (reply_too_long)")
+      ->type_name("BYTES")
+      ->check(integer(1, 1LL << 30))
       ->capture_default_str();
   app.add_flag("--quiet", cfg.quiet, "print no replies (single) or progress (load)");
   auto* count_opt = app.add_option("--count", count, "load mode: requests in total")
@@ -132,6 +138,7 @@ std::variant<ClientConfig, ClientCliExit> parse_client_cli(int argc, const char*
   cfg.host = strip_brackets(cfg.host);
   cfg.port = static_cast<uint16_t>(port);
   cfg.timeout = Millis{timeout};
+  cfg.max_reply = static_cast<std::size_t>(max_reply);
   cfg.count = static_cast<uint64_t>(count);
   if (*duration_opt) cfg.duration_s = duration;
   cfg.concurrency = static_cast<unsigned>(concurrency);

@@ -8,10 +8,10 @@
 #include <fmt/format.h>
 
 #include <algorithm>
-#include <vector>
 #include <cerrno>
 #include <stdexcept>
 #include <system_error>
+#include <vector>
 
 #include "clock.hpp"
 #include "eventfd.hpp"

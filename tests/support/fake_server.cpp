@@ -6,6 +6,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <cerrno>
+#include <chrono>
+
 #include "socket.hpp"
 
 namespace testing_support {
@@ -23,6 +26,27 @@ FakeServer::~FakeServer() {
   uint64_t one = 1;
   [[maybe_unused]] auto rc = ::write(stop_.get(), &one, sizeof one);
   thread_.join();
+  for (auto& t : senders_) t.join();
+}
+
+// trickle and flood: sends on `c` until the client goes, the bound is reached, or the server
+// stops.
+void FakeServer::send_until_gone(tcpd::Fd c) {
+  if (kind_ == Kind::flood) ::send(c.get(), text_.data(), text_.size(), MSG_NOSIGNAL);
+  const std::string chunk(kind_ == Kind::flood ? 65536 : 1, 'x');
+  const std::size_t limit = std::size_t{256} << 20;
+  for (std::size_t sent = 0; sent < limit;) {
+    pollfd p[2] = {{c.get(), POLLOUT, 0}, {stop_.get(), POLLIN, 0}};
+    if (::poll(p, 2, 100) < 0 || p[1].revents != 0) return;
+    if (p[0].revents & (POLLERR | POLLHUP)) return;
+    if (kind_ == Kind::trickle && p[0].revents != 0) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    if (p[0].revents == 0) continue;
+    const ssize_t n = ::send(c.get(), chunk.data(), chunk.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (n < 0 && errno != EAGAIN) return;
+    if (n > 0) sent += static_cast<std::size_t>(n);
+  }
 }
 
 void FakeServer::run() {
@@ -48,6 +72,11 @@ void FakeServer::run() {
     char buf[4096];
     if (::poll(&r, 1, 2000) > 0) [[maybe_unused]]
       auto n = ::recv(c.get(), buf, sizeof buf, 0);
+    if (kind_ == Kind::trickle || kind_ == Kind::flood) {
+      senders_.emplace_back(
+          [this, fd = std::move(c)]() mutable { send_until_gone(std::move(fd)); });
+      continue;
+    }
     if (kind_ == Kind::reset) {
       linger l{1, 0};
       ::setsockopt(c.get(), SOL_SOCKET, SO_LINGER, &l, sizeof l);

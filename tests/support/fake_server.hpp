@@ -23,6 +23,8 @@ class FakeServer {
     // reads the request, answers `text`, shuts its sending side and keeps the connection open
     // without reading: a TCP proxy whose backend has gone
     half_close,
+    trickle,  // reads the request, then sends one byte every 100 ms, never a newline
+    flood,    // reads the request, answers `text`, then sends up to 256 MiB without a newline
   };
   explicit FakeServer(Kind kind, std::string text = {});
   ~FakeServer();
@@ -33,6 +35,7 @@ class FakeServer {
 
  private:
   void run();
+  void send_until_gone(tcpd::Fd c);
   Kind kind_;
   std::string text_;
   tcpd::Fd listener_;
@@ -42,6 +45,7 @@ class FakeServer {
   mutable std::mutex mu_;
   std::set<uint32_t> peers_;
   std::vector<tcpd::Fd> held_;
+  std::vector<std::thread> senders_;  // trickle and flood: one per connection
   std::thread thread_;
 };
 
