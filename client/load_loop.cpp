@@ -22,6 +22,7 @@ namespace {
 constexpr std::size_t kReadBuffer = 64 * 1024;  // one per loop, not per connection
 constexpr int kMaxEvents = 256;
 constexpr auto kStopPoll = Millis{50};    // how often a quiet loop looks at the stop flag
+constexpr auto kLateAtEnd = Millis{10};   // see no_tickets_left()
 constexpr auto kScanEvery = Millis{10};   // deadline resolution: connections are scanned, so
                                           // no per-request timer entry outlives its request
 constexpr auto kRetryAfter = Millis{1};   // after running out of ports or descriptors
@@ -203,14 +204,16 @@ class Loop {
   }
 
   // A request is sent late when the connections were busy (its latency then shows the wait),
-  // but never after the end of --duration: what the schedule could not send by then is
-  // reported as unsent, so that a run ends on time whatever --rate asked.
+  // but not after the end of --duration (give or take the loop's own wake-up, kLateAtEnd):
+  // what the schedule could not send by then is reported as unsent, so that a run ends on time
+  // whatever --rate asked.
   [[nodiscard]] bool no_tickets_left(Clock::time_point now) const {
     if (run_.stopped()) return true;
-    if (now >= sched_.end) return true;
     if (sched_.rate > 0) {
+      if (sched_.end != Clock::time_point::max() && now >= sched_.end + kLateAtEnd) return true;
       return !sched_.scheduled(Schedule::ticket_of(index_, run_.threads, next_k_));
     }
+    if (now >= sched_.end) return true;
     return sched_.max_tickets != UINT64_MAX &&
            run_.closed_tickets.load(std::memory_order_relaxed) >= sched_.max_tickets;
   }

@@ -12,10 +12,12 @@
 
 namespace tcpd {
 
-// tcpd: a blocking accept loop hands each connection, through a bounded mutex-guarded queue, to
-// a fixed pool of worker threads that serve it with blocking I/O. A session whose client's next
-// bytes are not there is parked in one epoll set, holding no worker; idle workers take ready
-// sessions from it (see WorkQueue: leader/followers).
+// tcpd: the accepting thread waits on a non-blocking listener (and on new connections that
+// have sent nothing yet) and hands each connection, through a bounded mutex-guarded queue, to a
+// fixed pool of worker threads. A worker reads and answers with blocking calls once a client's
+// bytes are there. A session with nothing to say (idle, part-way through a slow request, its
+// replies waiting for room, its one-shot pause) is parked in one epoll set, holding no worker;
+// idle workers take turns waiting on that set (see WorkQueue: leader/followers).
 class Server {
  public:
   // Binds and listens now, so that a port in use fails here. Throws std::system_error.

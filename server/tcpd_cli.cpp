@@ -10,8 +10,8 @@ namespace tcpd {
 namespace {
 
 constexpr const char* kSignalsAndExitCodes = R"(Signals:
-  SIGTERM, SIGINT  drain (serve what was received, bounded by --drain-timeout-ms), then exit 0;
-                   a second one exits at once with 128+signal
+  SIGTERM, SIGINT  drain (serve what was received, bounded by --drain-timeout-ms plus a 1 s
+                   grace), then exit 0; a second one exits at once with 128+signal
   SIGUSR1          print the counters (stats ...) and carry on
   SIGHUP           logged and ignored: there is no configuration file to reload
   SIGQUIT          exit at once with a core dump, no drain
@@ -53,8 +53,12 @@ std::string error_text(const CLI::ParseError& e) {
 
 std::variant<ServerConfig, CliExit> parse_server_cli(int argc, const char* const argv[]) {
   ServerConfig cfg;
-  CLI::App app{"tcpd: a concurrent TCP line service (blocking accept loop, fixed worker pool)",
-               "tcpd"};
+  CLI::App app{
+      "tcpd: a concurrent TCP line service. The main thread accepts and queues each connection "
+      "(bounded) for a fixed pool of workers, which read and answer with blocking calls once a "
+      "client's bytes are there; a connection with nothing to say waits in one epoll set without "
+      "a thread.",
+      "tcpd"};
   app.set_version_flag("--version", std::string("tcpd ") + kVersion);
   int port = cfg.port;
   int workers = static_cast<int>(cfg.workers);

@@ -253,8 +253,10 @@ TEST(Load, RateHonesty) {
   auto missed = tcpc(slow.port, {"--rate", "100", "--duration", "1", "--json"});
   EXPECT_LT(num(missed.out, "achieved_rps"), 95) << missed.out;
   EXPECT_EQ(num(missed.out, "target_rps"), 100) << missed.out;
-  // Every scheduled request is sent, however late: a missed target is not fewer requests.
-  EXPECT_EQ(num(missed.out, "requests"), 100) << missed.out;
+  // Scheduled requests are sent late while connections are busy, but not after the end: those
+  // are reported as unsent, and the two add up to the schedule.
+  EXPECT_EQ(num(missed.out, "requests") + num(missed.out, "unsent"), 100) << missed.out;
+  EXPECT_GT(num(missed.out, "requests"), 30) << missed.out;
   EXPECT_NE(missed.err.find("of the --rate 100 target: too few connections"), std::string::npos)
       << missed.err;
   // Uncorrected latency is the server's ~20 ms; corrected includes the queueing behind it.
@@ -352,6 +354,7 @@ TEST(Load, TenThousandKeepaliveConnectionsAreHeldWithZeroFailures) {
                            "2", "--ramp-up", "1", "--json"});
   EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
   EXPECT_EQ(num(r.out, "requests"), 2 * std::stol(rate)) << r.out;
+  EXPECT_EQ(num(r.out, "unsent"), 0) << r.out;
   EXPECT_EQ(num(r.out, "failed"), 0) << r.out;
   EXPECT_EQ(num(r.out, "reconnects"), 0) << r.out;
   EXPECT_EQ(num(r.out, "connections"), 10000) << r.out;
