@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what is missing, then builds and runs every test: the GoogleTest suites in a release
 # build, again under ThreadSanitizer and under AddressSanitizer+UBSan, a bounded libFuzzer run
-# of the request framer, a small shell stress run, the scale-out fault tests (HAProxy in front of
+# of the request framer, a small shell stress run, the red-team attack scenarios, the scale-out fault tests (HAProxy in front of
 # tcpd hosts in network namespaces: kill -9, drain, rolling restart, --reuseport, socket
 # activation; loopback addresses where namespaces are not allowed), and the Debian package (built, its contents
 # and units checked; under CI also installed with apt and removed again).
@@ -62,6 +62,11 @@ if [[ $quick -eq 0 ]]; then
   step "stress: scripts/stress.sh (small)"
   if ! scripts/stress.sh --procs 8 --requests 200 --load 2000 --workers 4; then
     failed+=(stress)
+  fi
+
+  step "attacks: scripts/attack.sh (red-team scenarios against a real tcpd)"
+  if ! scripts/attack.sh; then
+    failed+=(attack)
   fi
 
   step "scale-out faults: scripts/cluster_test.sh (HAProxy, namespaces, rolling restarts)"
