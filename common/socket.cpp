@@ -183,13 +183,6 @@ std::string local_address(int fd) {
   return format_address(reinterpret_cast<sockaddr*>(&ss), len);
 }
 
-std::string peer_address(int fd) {
-  sockaddr_storage ss{};
-  socklen_t len = sizeof ss;
-  if (::getpeername(fd, reinterpret_cast<sockaddr*>(&ss), &len) != 0) return "?";
-  return format_address(reinterpret_cast<sockaddr*>(&ss), len);
-}
-
 uint16_t local_port(int fd) {
   sockaddr_storage ss{};
   socklen_t len = sizeof ss;

@@ -34,7 +34,6 @@ struct PeerAddress {
 // "127.0.0.1:80", "[::1]:80"; "?" when the address cannot be read.
 std::string format_address(const sockaddr* sa, socklen_t len);
 std::string local_address(int fd);
-std::string peer_address(int fd);
 uint16_t local_port(int fd);
 
 struct ConnectResult {

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Slow-loris and silent-burst figures (issue 9), single runs:
+# Slow-loris and silent-burst figures, single runs:
 #   loris: 4 x W clients trickle a request (a full line first, then a byte every 100-500 ms)
 #          while tcpc measures a good client's latency at --rate 200 (one-shot, 10 s);
 #   burst: 10,000 keep-alive connections opened within 0.8 s that send (almost) nothing,

@@ -103,8 +103,7 @@ one() {
   while [[ $pb == "$pa" ]]; do pb=$(free_port); done
   # Alternate which cgroup and which start order each server gets. The cgroup is what matters:
   # one of a pair of cgroups gets up to ~3% more done than the other, the same one for the pair's
-  # life and a different one from one invocation to the next (docs/BENCHMARKS.md, "Tenth
-  # step"); the client's start order moved nothing measurable.
+  # life and a different one from one invocation to the next (docs/BENCHMARKS.md, "Method"); the client's start order moved nothing measurable.
   local ga=${CG[$((round % 2))]} gb=${CG[$(((round + 1) % 2))]}
   PIDS=()
   start "$ga" "$pa" "${ARGV_A[@]}"

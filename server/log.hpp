@@ -55,11 +55,6 @@ void log_always(fmt::format_string<Args...> format, Args&&... args) noexcept {
   }
 }
 
-template <typename... Args>
-void log_line(fmt::format_string<Args...> format, Args&&... args) noexcept {
-  log_at(LogLevel::info, format, std::forward<Args>(args)...);
-}
-
 // How one connection ended, for its info line (JSON: one field each).
 struct ConnectionLog {
   std::string_view peer;

@@ -64,7 +64,7 @@ constexpr uint64_t kListener = Parked::kFirstTag + 1;    // acceptor's set
 constexpr uint64_t kAcceptWake = Parked::kFirstTag + 2;  // acceptor's set: stop()
 // Connections the acceptor takes from its backlog before it wakes a worker for them (fewer
 // wake-ups is what pays; the first connection of a full batch waits for 63 more accept4() calls,
-// a few hundred microseconds by estimate; docs/BENCHMARKS.md, "Thirteenth step"). Never more
+// a few hundred microseconds by estimate; docs/DESIGN.md, "The acceptor's batch"). Never more
 // than the queue holds: past that, held connections would wait unwoken while the rest went to
 // waiting_new.
 constexpr std::size_t kAcceptBatch = 64;
@@ -85,7 +85,8 @@ struct Server::Impl {
         env{config, stats, stop_fd.get(), draining, drain_deadline, [this] { will_block(); }},
         parked(env, true, true),
         waiting_new(env, false, false),
-        spare(open_spare()) {
+        spare(open_spare()),
+        busy(std::make_unique<Busy[]>(config.workers)) {
     parked.watch(queue.wake_fd(), kQueueWake, true);
     waiting_new.watch(listener.get(), kListener, false);
     waiting_new.watch(accept_wake.get(), kAcceptWake, false);
@@ -147,7 +148,11 @@ struct Server::Impl {
   Parked waiting_new;
   Fd spare;
   bool started = false;
-  std::atomic<unsigned> busy{0};  // workers serving a batch
+  // Per worker, on its own cache line: serving a batch now (the busy gauge adds them up).
+  struct alignas(64) Busy {
+    std::atomic<bool> now{false};
+  };
+  std::unique_ptr<Busy[]> busy;
   WorkerPool pool;
   Clock::time_point last_fd_warning{};
 };
@@ -174,7 +179,9 @@ Gauges Server::gauges() const {
   g.queue_handed_on = impl_->queue.size() - std::min(impl_->queue.size(), g.queue_depth);
   g.queue_capacity = impl_->config.queue;
   g.workers = impl_->config.workers;
-  g.workers_busy = impl_->busy.load(std::memory_order_relaxed);
+  for (unsigned i = 0; i < impl_->config.workers; ++i) {
+    g.workers_busy += impl_->busy[i].now.load(std::memory_order_relaxed) ? 1 : 0;
+  }
   g.log_dropped = log_dropped();
   return g;
 }
@@ -291,8 +298,8 @@ void Server::Impl::accept_loop() {
 // After a shortage the spare comes back before any connection may take a descriptor. Were
 // the first one freed (a lingering reject closing) to go to accept(), the connection would hold
 // it, up to the idle timeout for a silent one, and those behind it in the backlog would be
-// neither served nor turned away meanwhile (a CI run waited 50 s). So a failed reopen means no
-// accept(): accepting anyway let a descriptor freed between the two calls go to the connection.
+// neither served nor turned away meanwhile (for up to the idle timeout). So a failed reopen means
+// no accept(): accepting anyway let a descriptor freed between the two calls go to the connection.
 // Without /dev/null (a bare chroot) there is no spare to wait for.
 bool Server::Impl::may_accept() {
   if (spare) return true;
@@ -533,7 +540,7 @@ void Server::Impl::guarded(Session& s, Scratch& scratch, Step step) {
 
 // Every session of a batch is read before any is answered, so that the replies leave back to
 // back. On loopback the server's send() wakes the client, and a client woken per reply cost the
-// server more than the batch's reads (docs/DESIGN.md, "Fourteenth step").
+// server more than the batch's reads (docs/DESIGN.md, "Read ahead").
 void Server::Impl::serve_batch(std::vector<Session>& batch, Scratch& scratch) {
   if (batch.size() > 1) {
     for (std::size_t i = 0; i < batch.size(); ++i) {
@@ -561,9 +568,9 @@ void Server::Impl::work(unsigned index) {
     const bool parked_first = first->registered;
     batch.push_back(std::move(*first));
     if (parked_first) take_ready_batch(batch);
-    busy.fetch_add(1, std::memory_order_relaxed);
+    busy[index].now.store(true, std::memory_order_relaxed);
     serve_batch(batch, scratch);
-    busy.fetch_sub(1, std::memory_order_relaxed);
+    busy[index].now.store(false, std::memory_order_relaxed);
     if (scratch.out.capacity() > 2 * kReplyBuffer) std::string().swap(scratch.out);
   }
   queue.wake_leader();  // the leader may be asleep in epoll_wait(): it leaves too

@@ -137,7 +137,7 @@ Verdict serve(Session& s, const SessionEnv& env, std::string& scratch);
 inline constexpr std::size_t kReadAheadChunk = 2048;
 // One non-blocking read into `s`, into `buffer` unless its framer has a buffer of its own, for a
 // session served later in a batch: a worker reads every session of a batch before it answers
-// any, so that the replies leave back to back (docs/DESIGN.md, "Fourteenth step"). What it read
+// any, so that the replies leave back to back (docs/DESIGN.md, "Read ahead"). What it read
 // waits in the framer; the end of the stream waits for serve()'s first read.
 void read_ahead(Session& s, LineFramer::Buffer& buffer, const SessionEnv& env);
 

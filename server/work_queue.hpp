@@ -22,7 +22,7 @@ namespace tcpd {
 // this queue's condition variable. A push wakes the leader (through wake_fd(), which is in the
 // epoll set) when it sleeps there and has not been raised yet, else a follower: the thread that
 // is asleep anyway takes the new connection, and a follower wakes only for more work than that
-// (fewer voluntary switches per one-shot connection: docs/BENCHMARKS.md, "Third step"). A
+// (fewer voluntary switches per one-shot connection: docs/DESIGN.md, "Waking workers"). A
 // leader that leaves to serve wakes nobody: workers that finish a request look for the next
 // ready one themselves, without sleeping, and only a worker about to sleep inside a request
 // hands the lead to a follower (lend_lead). So one ready socket wakes at most one thread, and
@@ -46,7 +46,8 @@ class WorkQueue {
   // try_push() for a batch: the item is queued (running workers take it) but nobody is woken
   // until wake_held(). The acceptor accepts what its backlog holds before it wakes anyone: a
   // woken worker preempts it, so waking one per connection made the two alternate on one core
-  // for every connection (docs/BENCHMARKS.md, "Ninth step"). Call wake_held() before sleeping.
+  // for every connection (docs/DESIGN.md, "The acceptor's batch"). Call wake_held() before
+  // sleeping.
   bool try_push_held(T& item) { return try_push(item, true); }
 
   // The wake-ups the held pushes would have made: the leader once, then a follower for each

@@ -97,7 +97,7 @@ TEST(Fairness, SessionWithAnsweredRequestsIsTimedOutFromItsLastReply) {
 
 TEST(Fairness, WorkersWaitingOnAnsweredSessionsAreWokenForANewClient) {
   // Every worker has just answered a session that stays open; a new client must still get a
-  // worker at once (before issue 9 the workers sat in recv() on those sessions).
+  // worker at once (the workers once sat in recv() on those sessions).
   auto cfg = test_config();
   cfg.workers = 4;
   cfg.idle_timeout = 60s;

@@ -594,7 +594,7 @@ TEST(Hardening, SessionsWaitingInTheQueueHoldNoRequestBuffer) {
 }
 
 TEST(Hardening, BurstOfSilentConnectionsBeyondTheQueueIsParkedNotTurnedAway) {
-  // Regression (issue 9): the queue bounds work waiting for a worker, but a connection that has
+  // Regression: the queue bounds work waiting for a worker, but a connection that has
   // sent nothing is not work yet. 300 silent connections against --queue 8 got 292 ERR busy;
   // now the overflow is parked until its first bytes, and each is then served.
   auto cfg = test_config();
@@ -672,7 +672,7 @@ TEST(Hardening, SilentClientsLeavingWhileTheQueueIsFullAreNotTurnedAway) {
 }
 
 TEST(Hardening, SlowLorisClientsHoldNoWorkerBetweenTheirBytes) {
-  // Regression (issue 9): four times as many tricklers as workers (a full line, then a byte
+  // Regression: four times as many tricklers as workers (a full line, then a byte
   // every 100 ms) each held a worker until its whole-request deadline, so a good client waited
   // that long. Now a stalled request is parked with its bytes while others wait, and still cut
   // at its deadline.

@@ -340,11 +340,11 @@ TEST(Load, IntervalsAddUpAndRampUpSpreadsTheConnections) {
 }
 
 TEST(Load, TenThousandKeepaliveConnectionsAreHeldWithZeroFailures) {
-  // The issue's scale target: 10,000 keep-alive connections sharing --rate 20000, every one
+  // The scale target: 10,000 keep-alive connections sharing --rate 20000, every one
   // opened once and kept, in a few MiB of client memory (the engine's per-connection state is
   // a slot of about 100 bytes; histograms are per event loop, not per connection). tcpd runs
   // with its default --queue: the burst of new connections, silent until their first request,
-  // is parked rather than turned away (issue 9).
+  // is parked rather than turned away.
   if (hard_nofile() < kTenThousandAndSome) {
     GTEST_SKIP() << "needs 10,200 descriptors; the hard limit is " << hard_nofile();
   }
@@ -367,7 +367,7 @@ TEST(Load, TenThousandKeepaliveConnectionsAreHeldWithZeroFailures) {
 }
 
 TEST(Load, SilentBurstOfTenThousandConnectionsGetsNoBusyWithTheDefaultQueue) {
-  // Issue 9's burst: 10,000 connections opened within 0.8 s that send nothing (two requests
+  // A burst of 10,000 connections opened within 0.8 s that send nothing (two requests
   // in all), held to the end of the run. Before, 3,811 of them got ERR busy: each new
   // connection cost a worker a 1 ms linger, and the 1,024-deep queue overflowed.
   if (hard_nofile() < kTenThousandAndSome) {
