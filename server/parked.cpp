@@ -159,7 +159,7 @@ Parked::Park Parked::park(Session& s) {
   // Room to write is asked for only once a reply has found the socket full: a session that
   // never fills it never gets an EPOLLOUT event, and the one extra EPOLL_CTL_MOD is paid by the
   // client that does not read.
-  const bool add_write = keep_registered_ && !s.unsent.empty() && !s.watch_write;
+  const bool add_write = keep_registered_ && s.unsent && !s.watch_write;
   uint32_t events = keep_registered_ ? kSessionEvents : kOneEvent;
   if (add_write || s.watch_write) events |= EPOLLOUT;
   Entry* e = enter(fd, registered, events, add_write);
@@ -395,7 +395,7 @@ bool Parked::begin_drain(Clock::time_point deadline) {
       if (!e.session) continue;
       const Session& s = *e.session;
       const Pending input = peek_input(cur->first);
-      if (s.framer.empty() && s.unsent.empty() && s.replies > 0 && input != Pending::input) {
+      if (s.framer.empty() && !s.unsent && s.replies > 0 && input != Pending::input) {
         // Answered and idle, its client gone or silent: closes now.
         answered.push_back(take(cur, true));
         continue;
@@ -409,7 +409,7 @@ bool Parked::begin_drain(Clock::time_point deadline) {
       // A connection that has sent nothing yet: its client connected before the drain and
       // may be about to send. Closing it now would reset a request that arrives a moment later.
       const auto grace = std::max(Clock::now(), s.accepted + kFirstRequestGrace);
-      const bool fresh = s.framer.empty() && s.unsent.empty() && s.replies == 0;
+      const bool fresh = s.framer.empty() && !s.unsent && s.replies == 0;
       set_deadline(cur->first, e,
                    std::min(e.deadline, fresh ? std::min(grace, deadline) : deadline));
     }

@@ -68,13 +68,13 @@ Outcome drained(const Session& s) {
 }
 
 Outcome expired_outcome(const Session& s, bool draining) {
-  const bool between = s.framer.empty() && s.unsent.empty();
+  const bool between = s.framer.empty() && !s.unsent;
   if (draining) return between ? drained(s) : Outcome::shutdown;
   return between ? Outcome::idle_timeout : Outcome::io_timeout;
 }
 
 ParkDeadline park_deadline(const Session& s) {
-  if (!s.unsent.empty()) return {s.write_deadline};
+  if (s.unsent) return {s.unsent->deadline};
   if (s.framer.empty()) return {s.idle_deadline};
   if (s.oneshot_due < s.request_deadline) return {s.oneshot_due, true};
   return {s.request_deadline};
@@ -119,8 +119,8 @@ IoResult write_in_place(Session& s, std::string_view out, const SessionEnv& env)
 // session waits for room without a worker, bounded by the io timeout). Once anything is unsent,
 // later replies queue behind it.
 std::optional<Verdict> write_out(Session& s, std::string_view out, const SessionEnv& env) {
-  if (!s.unsent.empty()) {
-    s.unsent += out;
+  if (s.unsent) {
+    s.unsent->bytes += out;
     return Verdict{Verdict::Kind::park};
   }
   IoResult r = write_all(s.fd.get(), out, kNoWait);
@@ -133,49 +133,51 @@ std::optional<Verdict> write_out(Session& s, std::string_view out, const Session
     if (r.status == IoStatus::ok) return std::nullopt;
     return close_with(outcome_of(r.status, env));
   }
-  s.unsent.assign(out);
-  s.write_deadline = Clock::now() + env.config.io_timeout;
+  s.unsent = std::make_unique<Unsent>();
+  s.unsent->bytes.assign(out);
+  s.unsent->deadline = Clock::now() + env.config.io_timeout;
   return Verdict{Verdict::Kind::park};
 }
 
-void count_replies(Session& s, const SessionEnv& env, uint64_t n, Clock::time_point started,
-                   bool one_shot) {
+Clock::time_point count_replies(Session& s, const SessionEnv& env, uint64_t n,
+                                Clock::time_point started, bool one_shot) {
   const auto now = Clock::now();
   s.replies += n;
   env.stats.replies(n, started, now);
   if (one_shot) env.stats.one_shot();
+  return now;
 }
 
-// Replies written to the socket are counted; those left unsent are counted once they are out.
-void replies_done(Session& s, const SessionEnv& env, uint64_t n, bool one_shot = false) {
-  if (s.unsent.empty()) {
-    count_replies(s, env, n, s.request_started, one_shot);
-    return;
-  }
-  if (s.unsent_replies == 0) s.unsent_started = s.request_started;
-  s.unsent_replies += n;
-  s.unsent_one_shot = s.unsent_one_shot || one_shot;
+// Replies written to the socket are counted (returns when); those left unsent are counted once
+// they are out (returns the epoch).
+Clock::time_point replies_done(Session& s, const SessionEnv& env, uint64_t n,
+                               bool one_shot = false) {
+  if (!s.unsent) return count_replies(s, env, n, s.request_started, one_shot);
+  Unsent& u = *s.unsent;
+  if (u.replies == 0) u.started = s.request_started;
+  u.replies += n;
+  u.one_shot = u.one_shot || one_shot;
+  return {};
 }
 
 // What was left unsent goes first, before anything else is read.
 std::optional<Verdict> send_unsent(Session& s, const SessionEnv& env) {
-  if (s.unsent.empty()) return std::nullopt;
+  if (!s.unsent) return std::nullopt;
+  Unsent& u = *s.unsent;
   const bool draining = is_draining(env);
-  IoResult r =
-      draining ? write_in_place(s, s.unsent, env) : write_all(s.fd.get(), s.unsent, kNoWait);
+  IoResult r = draining ? write_in_place(s, u.bytes, env) : write_all(s.fd.get(), u.bytes, kNoWait);
   if (!draining) count_sent(s, r.bytes, env);
   if (r.status == IoStatus::timed_out && !draining) {
-    s.unsent.erase(0, r.bytes);
-    if (Clock::now() >= s.write_deadline) return close_with(Outcome::io_timeout);
+    u.bytes.erase(0, r.bytes);
+    if (Clock::now() >= u.deadline) return close_with(Outcome::io_timeout);
     return Verdict{Verdict::Kind::park};
   }
   if (r.status != IoStatus::ok) return close_with(outcome_of(r.status, env));
-  std::string().swap(s.unsent);
-  s.write_deadline = Clock::time_point::max();
+  const Unsent done = std::move(u);
+  s.unsent.reset();
   s.idle_deadline = Clock::now() + env.config.idle_timeout;
-  count_replies(s, env, std::exchange(s.unsent_replies, 0), s.unsent_started,
-                std::exchange(s.unsent_one_shot, false));
-  if (s.close_when_sent) return close_with(s.close_outcome, true);
+  count_replies(s, env, done.replies, done.started, done.one_shot);
+  if (done.close_after) return close_with(done.close_outcome, true);
   return std::nullopt;
 }
 
@@ -188,7 +190,6 @@ void request_begins(Session& s, const SessionEnv& env) {
 void count_received(Session& s, std::size_t n, const SessionEnv& env) {
   s.framer.commit(n);
   s.bytes_in += n;
-  s.turn_input += n;
   env.stats.received(n);
   s.last_byte = Clock::now();
   s.oneshot_due = Clock::time_point::max();
@@ -206,8 +207,8 @@ Verdict answer_one_shot(Session& s, const SessionEnv& env) {
   if (v && v->kind == Verdict::Kind::close) return *v;
   replies_done(s, env, 1, true);
   if (v) {
-    s.close_when_sent = true;
-    s.close_outcome = Outcome::served;
+    s.unsent->close_after = true;
+    s.unsent->close_outcome = Outcome::served;
     return *v;
   }
   return close_with(Outcome::served, true);
@@ -255,6 +256,7 @@ namespace {
 struct Batch {
   std::string& out;
   uint64_t replies = 0;
+  Clock::time_point counted{};  // when the last replies were counted: one clock read per write
 };
 
 // Writes the replies gathered and counts them once they are out.
@@ -263,7 +265,7 @@ std::optional<Verdict> flush(Session& s, const SessionEnv& env, Batch& b) {
   auto v = write_out(s, b.out, env);
   b.out.clear();
   if (v && v->kind == Verdict::Kind::close) return v;
-  replies_done(s, env, std::exchange(b.replies, 0));
+  b.counted = replies_done(s, env, std::exchange(b.replies, 0));
   return v;
 }
 
@@ -272,13 +274,19 @@ std::optional<Verdict> flush(Session& s, const SessionEnv& env, Batch& b) {
 std::optional<Verdict> add_reply(Session& s, const SessionEnv& env, Batch& b,
                                  std::string_view reply) {
   if (b.out.size() + reply.size() + 1 > kReplyBuffer) {
-    if (auto v = flush(s, env, b)) return v;
+    if (auto v = flush(s, env, b)) {
+      if (v->kind == Verdict::Kind::close) return v;
+      // The socket is full: this reply queues behind what it did not take.
+      s.unsent->bytes.append(reply).push_back('\n');
+      replies_done(s, env, 1);
+      return v;
+    }
   }
   if (reply.size() + 1 > kReplyBuffer) {
     auto v = write_out(s, reply, env);
     if (!v || v->kind == Verdict::Kind::park) v = write_out(s, "\n", env);
     if (v && v->kind == Verdict::Kind::close) return v;
-    replies_done(s, env, 1);
+    b.counted = replies_done(s, env, 1);
     return v;
   }
   b.out += reply;
@@ -292,8 +300,8 @@ Verdict too_long(Session& s, const SessionEnv& env, Batch& b) {
   b.out += kErrTooLong;
   auto v = flush(s, env, b);
   if (v && v->kind == Verdict::Kind::park) {
-    s.close_when_sent = true;
-    s.close_outcome = Outcome::too_long;
+    s.unsent->close_after = true;
+    s.unsent->close_outcome = Outcome::too_long;
     return *v;
   }
   if (v) return *v;
@@ -306,7 +314,8 @@ std::optional<Verdict> answer_ready(Session& s, const SessionEnv& env, std::stri
   const ServerConfig& cfg = env.config;
   out.clear();
   Batch b{out};
-  const uint64_t before = s.replies + s.unsent_replies;
+  const auto answered_so_far = [&s] { return s.replies + (s.unsent ? s.unsent->replies : 0); };
+  const uint64_t before = answered_so_far();
   for (;;) {
     LineFramer::Next next = s.framer.next();
     if (next.status == LineFramer::Status::need_more) break;
@@ -324,12 +333,12 @@ std::optional<Verdict> answer_ready(Session& s, const SessionEnv& env, std::stri
   }
   auto v = flush(s, env, b);
   if (v && v->kind == Verdict::Kind::close) return v;
-  if (s.replies + s.unsent_replies == before) {
+  if (answered_so_far() == before) {
     if (s.framer.empty()) s.request_deadline = Clock::time_point::max();
     return v;
   }
   answered = true;
-  const auto now = Clock::now();
+  const auto now = b.counted != Clock::time_point{} ? b.counted : Clock::now();
   s.idle_deadline = now + cfg.idle_timeout;
   // Each request has its own whole-request deadline. The bytes left after the last newline
   // began the next request in the latest read; its clock starts no earlier than now, once the
@@ -449,11 +458,11 @@ void read_ahead(Session& s, LineFramer::Buffer& buffer, const SessionEnv& env) {
 // A turn that has read kTurnInput gives its worker back to the others.
 Verdict serve(Session& s, const SessionEnv& env, std::string& out) {
   bool answered_this_turn = false;
-  s.turn_input = 0;
+  const uint64_t bytes_in_before = s.bytes_in;
   if (auto v = send_unsent(s, env)) return *v;
   for (;;) {
     if (auto v = answer_ready(s, env, out, answered_this_turn)) return *v;
-    if (s.turn_input >= kTurnInput && !s.input_ended && !is_draining(env)) {
+    if (s.bytes_in - bytes_in_before >= kTurnInput && !s.input_ended && !is_draining(env)) {
       return Verdict{Verdict::Kind::again};
     }
     std::optional<Verdict> v;

@@ -4,6 +4,7 @@
 #include <atomic>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <string>
 
 #include "clock.hpp"
@@ -26,6 +27,19 @@ inline constexpr std::size_t kReplyBuffer = std::size_t{64} * 1024;
 inline constexpr std::string_view kErrBusy = "ERR busy\n";
 inline constexpr std::string_view kErrTooLong = "ERR too long\n";
 
+// What a session keeps while its client is not reading its replies: made when a write first
+// finds the socket full, gone once everything is out. Nothing more is read meanwhile.
+struct Unsent {
+  std::string bytes;     // at most one reply buffer, or one long reply
+  uint64_t replies = 0;  // counted once they are out
+  Clock::time_point started{};
+  Clock::time_point deadline{};  // the io timeout from the first write that found no room
+  bool one_shot = false;
+  // Once out, close gracefully with `close_outcome`: an ERR too long, a one-shot reply.
+  bool close_after = false;
+  Outcome close_outcome = Outcome::served;
+};
+
 // One client connection and what has been received on it so far.
 struct Session {
   Session(Fd f, std::size_t max_message, Clock::time_point accepted_, Millis idle_timeout)
@@ -46,9 +60,6 @@ struct Session {
   // A client that has not sent a newline yet and has paused: its one-shot reply is due then,
   // unless more bytes come first (max: none due).
   Clock::time_point oneshot_due = Clock::time_point::max();
-  // The last write found the socket's buffer full, at most this long ago: what it did not take
-  // waits in `unsent`, and nothing more is read until it is out.
-  Clock::time_point write_deadline = Clock::time_point::max();
   bool line_client = false;  // has sent a newline: no more one-shot pause rule
   bool registered = false;   // its descriptor is in the workers' epoll set (see Parked)
   bool watch_write = false;  // that registration also asks for room to write
@@ -57,10 +68,7 @@ struct Session {
   // The event that handed it out said the peer has closed its side (EPOLLRDHUP/HUP): read to the
   // end before parking, since no further event comes for that end.
   bool hup_seen = false;
-  // Once `unsent` is out, close with `close_outcome` (gracefully): an ERR too long waiting for
-  // room to be written.
-  bool close_when_sent = false;
-  Outcome close_outcome = Outcome::served;
+
   // The last read filled all it asked for: more may wait in the socket, and edge-triggered
   // registration (Parked) sends no new event for bytes that were there before that read.
   bool read_full = false;
@@ -70,19 +78,14 @@ struct Session {
   uint64_t replies = 0;
   uint64_t bytes_in = 0;
   uint64_t bytes_out = 0;
-  // Replies the client's socket had no room for (at most one reply buffer, or one long reply),
-  // and how many replies they hold: counted once they are out.
-  std::string unsent;
-  uint64_t unsent_replies = 0;
-  Clock::time_point unsent_started{};
-  bool unsent_one_shot = false;
-  std::size_t turn_input = 0;  // bytes read in this serve() call (kTurnInput)
+  // Replies its client's socket had no room for: null unless a write found the socket full.
+  std::unique_ptr<Unsent> unsent;
 };
 
 // Nothing has been asked of it yet: a new connection, whose first bytes must meet the queue's
 // bound like any new connection's.
 inline bool sent_nothing(const Session& s) {
-  return s.replies == 0 && s.unsent_replies == 0 && s.framer.empty() && s.unsent.empty();
+  return s.replies == 0 && s.framer.empty() && !s.unsent;
 }
 
 // What the worker does with a session once serve() returns.
