@@ -86,3 +86,11 @@ TEST(ClientCli, BracketedIpv6HostIsAccepted) {
   ASSERT_TRUE(std::holds_alternative<tcpd::ClientConfig>(r));
   EXPECT_EQ(std::get<tcpd::ClientConfig>(r).host, "::1");
 }
+
+TEST(ClientCli, MaxReply) {
+  EXPECT_EQ(ok({}).max_reply, std::size_t{1} << 20);
+  EXPECT_EQ(ok({"--max-reply", "65536"}).max_reply, 65536U);
+  auto r = parse({"--max-reply", "0"});
+  ASSERT_TRUE(std::holds_alternative<ClientCliExit>(r));
+  EXPECT_EQ(std::get<ClientCliExit>(r).code, 2);
+}

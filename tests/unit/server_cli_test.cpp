@@ -1,5 +1,6 @@
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <initializer_list>
 #include <string>
 #include <vector>
@@ -138,4 +139,28 @@ TEST(ServerCli, MessagesSayWhatIsWrongWithTheValue) {
   EXPECT_NE(help.find("--idle-timeout-ms MS=10000"), std::string::npos) << help;
   EXPECT_EQ(help.find("INT:INT"), std::string::npos) << help;
   EXPECT_EQ(help.find("TEXT:TEXT"), std::string::npos) << help;
+}
+
+// A newline in --name would forge log lines, and bytes that are not UTF-8 would break JSON logs:
+// both are refused at start-up, naming the flag.
+TEST(ServerCli, NameMustBePrintableUtf8) {
+  EXPECT_EQ(ok({"--name", "edge-1"}).name, "edge-1");
+  EXPECT_EQ(ok({"--name", "n\xc3\xa4me"}).name, "n\xc3\xa4me");
+  CliExit nl = bad({"--name", "a\nforged line"});
+  EXPECT_EQ(nl.code, 2);
+  EXPECT_EQ(nl.text, "tcpd: --name: contains a control character (0x0a) (see tcpd --help)\n");
+  CliExit esc = bad({"--name", "a\x1b[31m"});
+  EXPECT_EQ(esc.code, 2);
+  EXPECT_NE(esc.text.find("control character (0x1b)"), std::string::npos) << esc.text;
+  CliExit utf = bad({"--name", "a\xff"});
+  EXPECT_EQ(utf.code, 2);
+  EXPECT_EQ(utf.text, "tcpd: --name: is not valid UTF-8 (see tcpd --help)\n");
+}
+
+TEST(ServerCli, OneShotWait) {
+  EXPECT_EQ(ok({}).oneshot_wait, std::chrono::milliseconds(20));
+  EXPECT_EQ(ok({"--oneshot-wait-ms", "0"}).oneshot_wait, std::chrono::milliseconds(0));
+  EXPECT_EQ(ok({"--oneshot-wait-ms", "250"}).oneshot_wait, std::chrono::milliseconds(250));
+  EXPECT_EQ(bad({"--oneshot-wait-ms", "-1"}).code, 2);
+  EXPECT_EQ(bad({"--oneshot-wait-ms", "60001"}).code, 2);
 }
