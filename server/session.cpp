@@ -459,6 +459,9 @@ void read_ahead(Session& s, LineFramer::Buffer& buffer, const SessionEnv& env) {
 Verdict serve(Session& s, const SessionEnv& env, std::string& out) {
   bool answered_this_turn = false;
   const uint64_t bytes_in_before = s.bytes_in;
+  // A session that waited for room to write may have been sent more meanwhile, and the event for
+  // those bytes was spent on a turn that could only try the write: read before parking it.
+  const bool was_blocked = s.unsent != nullptr;
   if (auto v = send_unsent(s, env)) return *v;
   for (;;) {
     if (auto v = answer_ready(s, env, out, answered_this_turn)) return *v;
@@ -471,7 +474,7 @@ Verdict serve(Session& s, const SessionEnv& env, std::string& out) {
     } else if (is_draining(env)) {
       v = drain_between_requests(s, env);
     } else {
-      v = next_request(s, env, answered_this_turn);
+      v = next_request(s, env, answered_this_turn && !was_blocked);
     }
     if (v) return *v;
   }

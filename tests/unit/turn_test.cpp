@@ -159,3 +159,25 @@ TEST(Turn, NoReplyIsLostWhenTheSocketFillsPartWayThroughABatch) {
   EXPECT_EQ(got, requests);
   EXPECT_EQ(s.replies, static_cast<uint64_t>(requests));
 }
+
+// Bytes that arrive while a session waits for room to write spend their event on a turn that
+// can only try the write (edge-triggered, no other event follows on TCP); once the replies are
+// out, the turn reads before it parks, even when it has answered requests meanwhile.
+TEST(Turn, InputThatArrivedWhileRepliesWaitedIsReadOnceTheyAreOut) {
+  Env e;
+  auto [s, peer] = testing_support::make_session_pair(10s, 64 * 1024);
+  // As a turn that found the socket full leaves it: a reply unsent, two requests read and not
+  // answered yet.
+  s.line_client = true;
+  s.replies = 1;
+  s.framer.append("a\nb\n");
+  s.unsent = std::make_unique<tcpd::Unsent>();
+  s.unsent->bytes = "Hello from the server!\n";
+  s.unsent->replies = 1;
+  s.unsent->deadline = Clock::now() + 5s;
+  ASSERT_EQ(::send(peer.get(), "tail\n", 5, MSG_NOSIGNAL), 5);  // its event was spent
+  std::string out;
+  EXPECT_EQ(tcpd::serve(s, e.env, out).kind, Verdict::Kind::park);
+  EXPECT_EQ(s.replies, 5U);  // the earlier one, the unsent one, a, b, and tail
+  EXPECT_EQ(drain_lines(peer.get()), 4);
+}
