@@ -2,6 +2,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <optional>
 #include <utility>
 
 #include <fcntl.h>
@@ -82,6 +83,12 @@ ReplyResult errno_failure(int err) {
 ReplyResult Connection::request(std::string_view request) {
   const auto start = Clock::now();
   const auto deadline = start + timeout_;
+  if (auto failed = send_all(request, deadline)) return *failed;
+  return read_reply(deadline, Clock::now() - start > Millis{1});
+}
+
+std::optional<ReplyResult> Connection::send_all(std::string_view request,
+                                                Clock::time_point deadline) {
   bool rearm = false;
   std::size_t sent = 0;
   while (sent < request.size()) {
@@ -93,7 +100,12 @@ ReplyResult Connection::request(std::string_view request) {
     }
     sent += static_cast<std::size_t>(n);
   }
-  rearm = Clock::now() - start > Millis{1};
+  return std::nullopt;
+}
+
+// The reply up to its newline, or up to the server's close (a one-shot server). Bytes after the
+// newline stay for the next reply.
+ReplyResult Connection::read_reply(Clock::time_point deadline, bool rearm) {
   std::size_t scanned = 0;
   for (;;) {
     if (auto nl = in_.find('\n', scanned); nl != std::string::npos) {
@@ -116,12 +128,9 @@ ReplyResult Connection::request(std::string_view request) {
       in_.append(buf, static_cast<std::size_t>(n));
       continue;
     }
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return errno_failure(errno);
-    }
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return errno_failure(errno);
     if (in_.empty()) return {Failure::other, 0, {}, true};  // closed without a reply
-    // A reply ended by the close rather than a newline: a one-shot server.
     ReplyResult res{Failure::none, 0, std::move(in_), true};
     in_.clear();
     return res;

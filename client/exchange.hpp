@@ -1,5 +1,6 @@
 #pragma once
 
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -46,6 +47,8 @@ class Connection {
  private:
   // The socket's timeouts for what is left of the request's `deadline`; false once it passed.
   bool bound_by(Clock::time_point deadline);
+  std::optional<ReplyResult> send_all(std::string_view request, Clock::time_point deadline);
+  ReplyResult read_reply(Clock::time_point deadline, bool rearm);
 
   Fd fd_;
   Millis timeout_;

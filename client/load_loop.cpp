@@ -363,6 +363,25 @@ class Loop {
     }
   }
 
+  // The reply's newline is at `nl` in the `got` bytes just read into buf_.
+  void reply_ends(uint32_t s, std::size_t got, const char* nl) {
+    Slot& slot = slots_[s];
+    const auto line_len = static_cast<std::size_t>(nl - buf_.data());
+    Failure f = Failure::none;
+    if (slot.in.empty()) {
+      f = classify_reply(without_cr({buf_.data(), line_len}), expect_);
+    } else {
+      slot.in.append(buf_.data(), line_len);
+      f = classify_reply(without_cr(slot.in), expect_);
+    }
+    slot.in.assign(nl + 1, got - line_len - 1);  // bytes past the reply (none, normally)
+    // The server's FIN came with (or before) the reply: edge-triggered, it will not be
+    // reported again, and a proxy that half-closed would take the next request and never
+    // answer it. The connection ends here; the next request opens a new one.
+    if (slot.peer_closed && cfg_.keepalive && f == Failure::none) slot.reopen = true;
+    finish(s, f, slot.peer_closed);
+  }
+
   void read_reply(uint32_t s) {
     Slot& slot = slots_[s];
     for (;;) {
@@ -376,20 +395,7 @@ class Loop {
           if (slot.in.size() > cfg_.max_reply) return finish(s, Failure::reply_too_long, true);
           continue;
         }
-        const auto line_len = static_cast<std::size_t>(nl - buf_.data());
-        Failure f = Failure::none;
-        if (slot.in.empty()) {
-          f = classify_reply(without_cr({buf_.data(), line_len}), expect_);
-        } else {
-          slot.in.append(buf_.data(), line_len);
-          f = classify_reply(without_cr(slot.in), expect_);
-        }
-        slot.in.assign(nl + 1, got - line_len - 1);  // bytes past the reply (none, normally)
-        // The server's FIN came with (or before) the reply: edge-triggered, it will not be
-        // reported again, and a proxy that half-closed would take the next request and never
-        // answer it. The connection ends here; the next request opens a new one.
-        if (slot.peer_closed && cfg_.keepalive && f == Failure::none) slot.reopen = true;
-        return finish(s, f, slot.peer_closed);
+        return reply_ends(s, got, nl);
       }
       if (n == 0) {
         if (slot.in.empty()) return fail(s, Failure::reset);  // closed without a reply
