@@ -17,6 +17,7 @@
 #include <thread>
 #include <vector>
 
+#include "cpu_time.hpp"
 #include "load_loop.hpp"
 
 namespace tcpd {
@@ -243,12 +244,9 @@ LoadResult run_load(const ClientConfig& cfg, const Target& target,
   loops.watch(on_tick);
   LoadResult total = loops.finish();
   total.started_at = wall_start;
+  total.client_cpu_s = process_cpu_seconds();
   rusage ru{};
-  if (::getrusage(RUSAGE_SELF, &ru) == 0) {
-    total.client_cpu_s = static_cast<double>(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
-                         static_cast<double>(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
-    total.client_max_rss_kib = ru.ru_maxrss;
-  }
+  if (::getrusage(RUSAGE_SELF, &ru) == 0) total.client_max_rss_kib = ru.ru_maxrss;
   const auto end = total.last_done > run.measured_from ? total.last_done : Clock::now();
   total.seconds = std::chrono::duration<double>(end - run.measured_from).count();
   if (cfg.rate > 0) {

@@ -6,6 +6,7 @@
 #include <ctime>
 
 #include "json.hpp"
+#include "socket.hpp"
 #include "version.hpp"
 
 namespace tcpd {
@@ -80,8 +81,7 @@ std::string rfc3339(std::chrono::system_clock::time_point t) {
 }  // namespace
 
 std::string endpoint(const ClientConfig& cfg) {
-  const bool v6 = cfg.host.find(':') != std::string::npos;
-  return fmt::format("{}{}{}:{}", v6 ? "[" : "", cfg.host, v6 ? "]" : "", cfg.port);
+  return host_port(cfg.host, cfg.port);
 }
 
 std::string load_summary_json(const ClientConfig& cfg, const LoadResult& r) {

@@ -23,10 +23,6 @@ std::system_error sys_error(int err, const std::string& what) {
   return {err, std::generic_category(), what};
 }
 
-std::string bracket(const std::string& host) {
-  return host.find(':') != std::string::npos ? "[" + host + "]" : host;
-}
-
 Fd bind_listen(int family, const sockaddr* sa, socklen_t len, int backlog, const std::string& name,
                bool reuseport) {
   Fd fd(::socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0));
@@ -113,7 +109,7 @@ Fd listen_tcp(const std::string& address, uint16_t port, int backlog, bool reuse
                        "0.0.0.0:" + std::to_string(port), reuseport);
   }
 
-  const std::string name = bracket(address) + ":" + std::to_string(port);
+  const std::string name = host_port(address, port);
   AddrList res(nullptr, &::freeaddrinfo);
   if (int rc = resolve(address, port, AI_PASSIVE, res); rc != 0) {
     // A resolver failure has no errno: std::system_error would append a misleading one.
@@ -128,6 +124,18 @@ Fd listen_tcp(const std::string& address, uint16_t port, int backlog, bool reuse
     }
   }
   throw last;
+}
+
+std::string host_port(std::string_view host, uint16_t port) {
+  const bool v6 = host.find(':') != std::string_view::npos;
+  std::string out;
+  out.reserve(host.size() + 8);
+  if (v6) out += '[';
+  out += host;
+  if (v6) out += ']';
+  out += ':';
+  out += std::to_string(port);
+  return out;
 }
 
 std::string format_address(const sockaddr* sa, socklen_t len) {
@@ -151,13 +159,7 @@ std::string format_address(const sockaddr* sa, socklen_t len) {
   } else {
     return "?";
   }
-  std::string out;
-  out.reserve(sizeof host + 8);
-  if (v6) out += '[';
-  out += host;
-  if (v6) out += ']';
-  out += ':';
-  out += std::to_string(port);
+  std::string out = host_port(host, port);
   return out;
 }
 

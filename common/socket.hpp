@@ -31,6 +31,9 @@ struct PeerAddress {
   [[nodiscard]] std::string str() const;  // "127.0.0.1:5555", "[::1]:5555", "?"
 };
 
+// "127.0.0.1:80", "[::1]:80", "localhost:80": the one way an address and port are written.
+std::string host_port(std::string_view host, uint16_t port);
+
 // "127.0.0.1:80", "[::1]:80"; "?" when the address cannot be read.
 std::string format_address(const sockaddr* sa, socklen_t len);
 std::string local_address(int fd);

@@ -10,6 +10,7 @@
 #include <iterator>
 #include <sstream>
 
+#include "cpu_time.hpp"
 #include "version.hpp"
 
 namespace tcpd {
@@ -77,11 +78,7 @@ ProcessInfo process_info() {
   ProcessInfo p;
   static const double started = start_time();
   p.start_time = started;
-  rusage ru{};
-  if (::getrusage(RUSAGE_SELF, &ru) == 0) {
-    p.cpu_seconds = static_cast<double>(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
-                    static_cast<double>(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
-  }
+  p.cpu_seconds = process_cpu_seconds();
   std::ifstream statm("/proc/self/statm");
   double pages_virtual = 0, pages_resident = 0;
   statm >> pages_virtual >> pages_resident;
