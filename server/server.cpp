@@ -82,7 +82,7 @@ struct Server::Impl {
         stats(config.workers),
         queue(config.queue),
         stop_fd(make_eventfd()),
-        env{config, stats, stop_fd.get(), draining, drain_deadline, [this] { will_block(); }},
+        env{config, stats, stop_fd.get(), draining, drain_deadline},
         parked(env, true, true),
         waiting_new(env, false, false),
         spare(open_spare()),
@@ -120,9 +120,10 @@ struct Server::Impl {
   void serve_one(Session& s, LineFramer::Buffer& in, std::size_t kept_cap, std::string& out);
   void end(Session& s, Outcome outcome, bool linger);
   void finish_if_drained();
-  // A worker is about to sleep inside a request: see WorkQueue::lend_lead, and its batch's
-  // sessions not served yet go to other workers.
-  void will_block();
+  // Serving may sleep (--delay-ms, or the drain's waits): the rest of the batch goes to other
+  // workers and a follower leads meanwhile (WorkQueue::lend_lead).
+  [[nodiscard]] bool may_sleep() const;
+  void before_sleeping(std::span<Session> rest);
   void drain();
   void close_leftovers();
   void accept_backlog();
@@ -483,27 +484,27 @@ std::optional<Session> Server::Impl::next_session(bool& queue_first, Scratch& sc
   }
 }
 
-namespace {
-// The sessions of this thread's batch that it has not served yet (serve_batch).
-thread_local std::span<Session> t_unserved;
-}  // namespace
-
 void Server::Impl::hand_on(Session& s) {
   s.queued = Clock::now();
   queue.push(s);  // always taken: at most a batch per worker
 }
 
-// A batch is for requests answered at once. Before a request makes its worker sleep (simulated
-// work, a client not reading its replies, the drain's waits), the rest of the batch, read
-// already, goes through the queue to workers that are free, instead of waiting for that sleep.
-// Not during the drain: the queue may be finished already, and serve() bounds every wait by
-// the drain deadline.
-void Server::Impl::will_block() {
+// Serving sleeps only with --delay-ms or during the drain (a reply its client does not read, or
+// a client pausing before its newline, waits parked): the worker knows before it serves, so
+// serve() needs no way back into the worker loop.
+bool Server::Impl::may_sleep() const {
+  return config.delay.count() > 0 || draining.load(std::memory_order_acquire);
+}
+
+// A batch is for requests answered at once. Before a worker serves a request that may sleep,
+// the rest of its batch, read already, goes through the queue to workers that are free, instead
+// of waiting for that sleep. Not during the drain: the queue may be finished already, and serve()
+// bounds every wait by the drain deadline.
+void Server::Impl::before_sleeping(std::span<Session> rest) {
   if (!draining.load(std::memory_order_acquire)) {
-    for (Session& s : t_unserved) {
+    for (Session& s : rest) {
       if (s.fd) hand_on(s);
     }
-    t_unserved = {};
   }
   queue.lend_lead(parked.has_kept());
 }
@@ -548,12 +549,11 @@ void Server::Impl::serve_batch(std::vector<Session>& batch, Scratch& scratch) {
     }
   }
   for (std::size_t i = 0; i < batch.size(); ++i) {
-    if (!batch[i].fd) continue;  // its read ahead threw (ended), or handed on by will_block()
-    t_unserved = std::span<Session>(batch).subspan(i + 1);
+    if (!batch[i].fd) continue;  // its read ahead threw (ended), or handed on
+    if (may_sleep()) before_sleeping(std::span<Session>(batch).subspan(i + 1));
     const std::size_t kept_cap = i == 0 ? kKeptReceiveBuffer : kReadAheadChunk;
     guarded(batch[i], scratch, [&] { serve_one(batch[i], scratch.in[i], kept_cap, scratch.out); });
   }
-  t_unserved = {};
   batch.clear();
 }
 
@@ -606,6 +606,8 @@ void Server::Impl::drain() {
   // with input waiting are handed out, and the leader is woken to take them.
   raise_eventfd(stop_fd.get());
   if (parked.begin_drain(deadline)) queue.wake_leader();
+  // Workers sleep in the drain's waits: someone must watch the parked set meanwhile.
+  queue.lend_lead(parked.has_kept());
   // New connections that had sent nothing: their clients connected before the drain.
   waiting_new.begin_drain(deadline);
   for (auto& s : waiting_new.take_all()) hand_on(s);

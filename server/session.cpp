@@ -84,7 +84,6 @@ namespace {
 
 // --delay-ms: simulated work. A drain shortens it to the drain deadline.
 void simulated_work(const SessionEnv& env) {
-  if (env.will_block) env.will_block();
   const auto end = Clock::now() + env.config.delay;
   for (;;) {
     const auto until = capped(end, env);
@@ -103,7 +102,6 @@ void count_sent(Session& s, std::size_t n, const SessionEnv& env) {
 // During the drain a write that finds the socket full waits for room in place, bounded by the
 // drain deadline: nothing may be parked any more.
 IoResult write_in_place(Session& s, std::string_view out, const SessionEnv& env) {
-  if (env.will_block) env.will_block();
   IoResult total{IoStatus::ok};
   for (;;) {
     const auto deadline = capped(Clock::now() + env.config.io_timeout, env);
@@ -398,7 +396,6 @@ std::optional<Verdict> continue_request(Session& s, const SessionEnv& env) {
 std::optional<Verdict> continue_request_draining(Session& s, const SessionEnv& env) {
   auto until = s.request_deadline;
   if (one_shot_rule(s, env)) until = std::min(until, s.last_byte + env.config.oneshot_wait);
-  if (env.will_block) env.will_block();
   IoResult r = receive(s, capped(until, env), -1, env);
   switch (r.status) {
     case IoStatus::ok:
@@ -415,7 +412,6 @@ std::optional<Verdict> drain_between_requests(Session& s, const SessionEnv& env)
   if (s.input_ended) return close_with(peer_closed(s));
   auto until = Clock::now();
   if (s.replies == 0) until = std::max(until, capped(s.accepted + kFirstRequestGrace, env));
-  if (env.will_block) env.will_block();
   IoResult r = receive(s, until, -1, env);
   switch (r.status) {
     case IoStatus::ok: return std::nullopt;

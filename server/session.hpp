@@ -3,7 +3,6 @@
 #include <array>
 #include <atomic>
 #include <cstdint>
-#include <functional>
 #include <memory>
 #include <string>
 
@@ -105,9 +104,6 @@ struct SessionEnv {
   int stop_fd;  // readable once the drain has begun
   const std::atomic<bool>& draining;
   const std::atomic<Clock::rep>& drain_deadline;  // time_since_epoch, valid once draining
-  // Called before the worker may sleep inside a request (simulated work, the drain's waits):
-  // someone else must watch for ready sessions meanwhile (see WorkQueue::lend_lead).
-  std::function<void()> will_block{};
 };
 
 // Input one serve() call reads before it gives the worker back (Verdict::again): a client
