@@ -19,8 +19,6 @@ namespace {
 
 // Input a lingering close throws away per event, so one chatty peer cannot hog a thread.
 constexpr std::size_t kDiscardPerEvent = std::size_t{64} * 1024;
-// After this long with no new connection and no event, the server is quiet.
-constexpr Millis kQuietAfter{1000};
 constexpr uint64_t kTimerTag = Parked::kFirstTag - 1;
 
 Fd checked(int fd, const char* what) {
@@ -47,21 +45,6 @@ void Parked::watch(int fd, uint64_t tag, bool edge) {
   if (::epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, fd, &ev) != 0) {
     throw std::system_error(errno, std::generic_category(), "epoll_ctl");
   }
-}
-
-// The timer is armed for the earliest deadline, or earlier: an entry taken before its deadline
-// leaves the timer where it was, and the early expiry re-arms it. Only a deadline earlier than
-// the armed one costs a timerfd_settime() here.
-void Parked::arm(Clock::time_point t) {
-  if (t >= armed_) return;
-  armed_ = t;
-  itimerspec its{};
-  const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(t.time_since_epoch());
-  // steady_clock is CLOCK_MONOTONIC; a zero it_value would disarm.
-  const auto total = std::max<int64_t>(ns.count(), 1);
-  its.it_value.tv_sec = total / 1000000000;
-  its.it_value.tv_nsec = total % 1000000000;
-  ::timerfd_settime(timer_.get(), TFD_TIMER_ABSTIME, &its, nullptr);
 }
 
 namespace {
@@ -113,42 +96,6 @@ Parked::Entry Parked::take(std::unordered_map<int, Entry>::iterator it, bool clo
   if (!keep_registered_) ::epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, it->first, nullptr);
   if (closing || !keep_registered_) entries_.erase(it);
   return out;
-}
-
-// Files the entry's deadline unless an earlier key for it is filed already (that one falling
-// due files the real deadline then): a session parked again after a reply costs nothing here.
-void Parked::index(int fd, Entry& e) {
-  if (e.deadline >= e.indexed) return;
-  e.indexed = e.deadline;
-  deadlines_.emplace_back(e.deadline, fd);
-  std::push_heap(deadlines_.begin(), deadlines_.end(), std::greater<>{});
-  arm(e.deadline);
-  // A key stays until it falls due even when its connection closed long before: without this,
-  // 100,000 one-shot connections within an idle timeout leave 100,000 keys (2 MB) behind.
-  if (deadlines_.size() > 2 * entries_.size() + 1024) compact();
-}
-
-// Keeps the live keys only (at most one per entry), so the heap's size stays within twice the
-// entries' and compacting costs O(1) per key filed.
-void Parked::compact() {
-  std::erase_if(deadlines_, [this](const Due& d) {
-    auto it = entries_.find(d.second);
-    return it == entries_.end() || it->second.indexed != d.first;
-  });
-  std::make_heap(deadlines_.begin(), deadlines_.end(), std::greater<>{});
-  if (deadlines_.capacity() > 4 * deadlines_.size() + 1024) deadlines_.shrink_to_fit();
-}
-
-void Parked::set_deadline(int fd, Entry& e, Clock::time_point deadline) {
-  e.deadline = deadline;
-  index(fd, e);
-}
-
-void Parked::note_parked() {
-  if (trim_when_quiet_ && !trim_pending_) {
-    trim_pending_ = true;
-    arm(Clock::now() + kQuietAfter);
-  }
 }
 
 Parked::Park Parked::park(Session& s) {
@@ -319,103 +266,6 @@ Parked::Woken Parked::on_event(Kept k) {
   // A thread has the session: it will find this when it parks it.
   it->second.ready = true;
   return {};
-}
-
-// Gives memory freed after a burst back to the system once the server has been quiet for
-// kQuietAfter: glibc keeps freed heap in its arenas, so without this the resident size stays
-// at the burst's peak (14 -> 44 MB after bursts of 5,000 keep-alive clients, 160 KB live).
-// Checked once per kQuietAfter while pending: quiet = no new connection and no event since.
-bool Parked::trim_due(Clock::time_point now) {
-  if (!trim_when_quiet_ || !trim_pending_) return false;
-  const uint64_t accepted = env_.stats.accepted_count();
-  if (accepted == seen_accepted_ && events_ == seen_events_) {
-    trim_pending_ = false;
-    return true;
-  }
-  seen_accepted_ = accepted;
-  seen_events_ = events_;
-  arm(now + kQuietAfter);
-  return false;
-}
-
-void Parked::on_timer() {
-  uint64_t ticks;
-  [[maybe_unused]] auto rc = ::read(timer_.get(), &ticks, sizeof ticks);
-  std::vector<Entry> expired_entries;
-  bool trim = false;
-  {
-    std::lock_guard lock(mu_);
-    const auto now = Clock::now();
-    while (!deadlines_.empty() && deadlines_.front().first <= now) {
-      std::pop_heap(deadlines_.begin(), deadlines_.end(), std::greater<>{});
-      const auto [key, fd] = deadlines_.back();
-      deadlines_.pop_back();
-      auto it = entries_.find(fd);
-      if (it == entries_.end() || it->second.indexed != key) continue;  // a stale key
-      Entry& e = it->second;
-      e.indexed = Clock::time_point::max();
-      if (!e.session && !e.fd) continue;  // out with a thread: filed again when parked
-      if (e.deadline <= now && e.wakes && e.session) {
-        e.wakes = false;
-        hand_out(fd);  // its one-shot reply is due: a worker answers it
-      } else if (e.deadline <= now) {
-        expired_entries.push_back(take(it, true));
-      } else {
-        index(fd, e);  // its deadline moved later since it was filed
-      }
-    }
-    armed_ = Clock::time_point::max();  // fired: re-arm from scratch
-    trim = trim_due(now);
-    if (!deadlines_.empty()) arm(deadlines_.front().first);
-  }
-  expired(expired_entries);
-  if (trim) ::malloc_trim(0);
-}
-
-// A session whose deadline passed: idle, its idle timeout; part-way through a request, that
-// request's timeout; once the drain has begun, the drain ended it.
-void Parked::expired(std::vector<Entry>& entries) {
-  const bool draining = env_.draining.load(std::memory_order_acquire);
-  for (auto& e : entries) {
-    if (!e.session) continue;  // a lingering close: its Fd closes it
-    finish(*e.session, expired_outcome(*e.session, draining), env_);
-  }
-  entries.clear();
-}
-
-bool Parked::begin_drain(Clock::time_point deadline) {
-  std::vector<Entry> answered;
-  bool handed_out = false;
-  {
-    std::lock_guard lock(mu_);
-    draining_ = true;
-    for (auto it = entries_.begin(); it != entries_.end();) {
-      auto cur = it++;  // take() may erase cur
-      Entry& e = cur->second;
-      if (!e.session) continue;
-      const Session& s = *e.session;
-      const Pending input = peek_input(cur->first);
-      if (s.framer.empty() && !s.unsent && s.replies > 0 && input != Pending::input) {
-        // Answered and idle, its client gone or silent: closes now.
-        answered.push_back(take(cur, true));
-        continue;
-      }
-      // Input waiting (its event may have been taken already) or a close to read: a worker
-      // serves what is there.
-      if (input != Pending::nothing) {
-        hand_out(cur->first);
-        handed_out = true;
-      }
-      // A connection that has sent nothing yet: its client connected before the drain and
-      // may be about to send. Closing it now would reset a request that arrives a moment later.
-      const auto grace = std::max(Clock::now(), s.accepted + kFirstRequestGrace);
-      const bool fresh = s.framer.empty() && !s.unsent && s.replies == 0;
-      set_deadline(cur->first, e,
-                   std::min(e.deadline, fresh ? std::min(grace, deadline) : deadline));
-    }
-  }
-  expired(answered);
-  return handed_out;
 }
 
 std::vector<Session> Parked::take_all() {

@@ -10,44 +10,13 @@
 #include <utility>
 
 #include "log.hpp"
+#include "replies.hpp"
 #include "socket.hpp"
 
 namespace tcpd {
 namespace {
 
 constexpr std::size_t kReadChunk = std::size_t{16} * 1024;
-// A deadline that has always passed: one non-blocking read, without reading the clock first.
-constexpr Clock::time_point kNoWait = Clock::time_point::min();
-
-bool is_draining(const SessionEnv& env) {
-  return env.draining.load(std::memory_order_acquire);
-}
-
-// Every wait is cut short by the drain deadline once a drain has begun.
-Clock::time_point capped(Clock::time_point t, const SessionEnv& env) {
-  if (!is_draining(env)) return t;
-  Clock::time_point d{Clock::duration{env.drain_deadline.load(std::memory_order_relaxed)}};
-  return std::min(t, d);
-}
-
-// While not draining, the drain's start must interrupt a long wait so the wait can be re-cut.
-int stop_wake(const SessionEnv& env) {
-  return is_draining(env) ? -1 : env.stop_fd;
-}
-
-// The one mapping from an I/O failure to how the connection ended. Once the drain has begun,
-// its deadline is what cut a wait short.
-Outcome outcome_of(IoStatus st, const SessionEnv& env) {
-  switch (st) {
-    case IoStatus::timed_out: return is_draining(env) ? Outcome::shutdown : Outcome::io_timeout;
-    case IoStatus::reset: return Outcome::reset;
-    default: return Outcome::error;
-  }
-}
-
-Verdict close_with(Outcome o, bool linger = false) {
-  return {Verdict::Kind::close, o, linger};
-}
 
 Outcome peer_closed(const Session& s) {
   return s.replies > 0 ? Outcome::served : Outcome::no_request;
@@ -80,9 +49,6 @@ ParkDeadline park_deadline(const Session& s) {
   return {s.request_deadline};
 }
 
-namespace {
-
-// --delay-ms: simulated work. A drain shortens it to the drain deadline.
 void simulated_work(const SessionEnv& env) {
   const auto end = Clock::now() + env.config.delay;
   for (;;) {
@@ -94,90 +60,7 @@ void simulated_work(const SessionEnv& env) {
   }
 }
 
-void count_sent(Session& s, std::size_t n, const SessionEnv& env) {
-  s.bytes_out += n;
-  env.stats.sent(n);
-}
-
-// During the drain a write that finds the socket full waits for room in place, bounded by the
-// drain deadline: nothing may be parked any more.
-IoResult write_in_place(Session& s, std::string_view out, const SessionEnv& env) {
-  IoResult total{IoStatus::ok};
-  for (;;) {
-    const auto deadline = capped(Clock::now() + env.config.io_timeout, env);
-    IoResult r = write_all(s.fd.get(), out, deadline, stop_wake(env));
-    count_sent(s, r.bytes, env);
-    total.bytes += r.bytes;
-    if (r.status != IoStatus::woken) return {r.status, total.bytes, r.err};
-    out.remove_prefix(r.bytes);
-  }
-}
-
-// Writes `out`, or keeps what the socket has no room for in `unsent` (Verdict::park: the
-// session waits for room without a worker, bounded by the io timeout). Once anything is unsent,
-// later replies queue behind it.
-std::optional<Verdict> write_out(Session& s, std::string_view out, const SessionEnv& env) {
-  if (s.unsent) {
-    s.unsent->bytes += out;
-    return Verdict{Verdict::Kind::park};
-  }
-  IoResult r = write_all(s.fd.get(), out, kNoWait);
-  count_sent(s, r.bytes, env);
-  if (r.status == IoStatus::ok) return std::nullopt;
-  if (r.status != IoStatus::timed_out) return close_with(outcome_of(r.status, env));
-  out.remove_prefix(r.bytes);
-  if (is_draining(env)) {
-    r = write_in_place(s, out, env);
-    if (r.status == IoStatus::ok) return std::nullopt;
-    return close_with(outcome_of(r.status, env));
-  }
-  s.unsent = std::make_unique<Unsent>();
-  s.unsent->bytes.assign(out);
-  s.unsent->deadline = Clock::now() + env.config.io_timeout;
-  return Verdict{Verdict::Kind::park};
-}
-
-Clock::time_point count_replies(Session& s, const SessionEnv& env, uint64_t n,
-                                Clock::time_point started, bool one_shot) {
-  const auto now = Clock::now();
-  s.replies += n;
-  env.stats.replies(n, started, now);
-  if (one_shot) env.stats.one_shot();
-  return now;
-}
-
-// Replies written to the socket are counted (returns when); those left unsent are counted once
-// they are out (returns the epoch).
-Clock::time_point replies_done(Session& s, const SessionEnv& env, uint64_t n,
-                               bool one_shot = false) {
-  if (!s.unsent) return count_replies(s, env, n, s.request_started, one_shot);
-  Unsent& u = *s.unsent;
-  if (u.replies == 0) u.started = s.request_started;
-  u.replies += n;
-  u.one_shot = u.one_shot || one_shot;
-  return {};
-}
-
-// What was left unsent goes first, before anything else is read.
-std::optional<Verdict> send_unsent(Session& s, const SessionEnv& env) {
-  if (!s.unsent) return std::nullopt;
-  Unsent& u = *s.unsent;
-  const bool draining = is_draining(env);
-  IoResult r = draining ? write_in_place(s, u.bytes, env) : write_all(s.fd.get(), u.bytes, kNoWait);
-  if (!draining) count_sent(s, r.bytes, env);
-  if (r.status == IoStatus::timed_out && !draining) {
-    u.bytes.erase(0, r.bytes);
-    if (Clock::now() >= u.deadline) return close_with(Outcome::io_timeout);
-    return Verdict{Verdict::Kind::park};
-  }
-  if (r.status != IoStatus::ok) return close_with(outcome_of(r.status, env));
-  const Unsent done = std::move(u);
-  s.unsent.reset();
-  s.idle_deadline = Clock::now() + env.config.idle_timeout;
-  count_replies(s, env, done.replies, done.started, done.one_shot);
-  if (done.close_after) return close_with(done.close_outcome, true);
-  return std::nullopt;
-}
+namespace {
 
 // A new request's first bytes have just arrived.
 void request_begins(Session& s, const SessionEnv& env) {
@@ -249,62 +132,6 @@ void finish(const Session& s, Outcome outcome, const SessionEnv& env) {
 }
 
 namespace {
-
-// The replies gathered in one turn, not written yet.
-struct Batch {
-  std::string& out;
-  uint64_t replies = 0;
-  Clock::time_point counted{};  // when the last replies were counted: one clock read per write
-};
-
-// Writes the replies gathered and counts them once they are out.
-std::optional<Verdict> flush(Session& s, const SessionEnv& env, Batch& b) {
-  if (b.out.empty()) return std::nullopt;
-  auto v = write_out(s, b.out, env);
-  b.out.clear();
-  if (v && v->kind == Verdict::Kind::close) return v;
-  b.counted = replies_done(s, env, std::exchange(b.replies, 0));
-  return v;
-}
-
-// Adds one reply, writing first whenever kReplyBuffer bytes would be exceeded; a reply longer
-// than that is written on its own, from where it already is.
-std::optional<Verdict> add_reply(Session& s, const SessionEnv& env, Batch& b,
-                                 std::string_view reply) {
-  if (b.out.size() + reply.size() + 1 > kReplyBuffer) {
-    if (auto v = flush(s, env, b)) {
-      if (v->kind == Verdict::Kind::close) return v;
-      // The socket is full: this reply queues behind what it did not take.
-      s.unsent->bytes.append(reply).push_back('\n');
-      replies_done(s, env, 1);
-      return v;
-    }
-  }
-  if (reply.size() + 1 > kReplyBuffer) {
-    auto v = write_out(s, reply, env);
-    if (!v || v->kind == Verdict::Kind::park) v = write_out(s, "\n", env);
-    if (v && v->kind == Verdict::Kind::close) return v;
-    b.counted = replies_done(s, env, 1);
-    return v;
-  }
-  b.out += reply;
-  b.out += '\n';
-  ++b.replies;
-  return std::nullopt;
-}
-
-// A request too long: ERR too long after the replies before it, then a graceful close.
-Verdict too_long(Session& s, const SessionEnv& env, Batch& b) {
-  b.out += kErrTooLong;
-  auto v = flush(s, env, b);
-  if (v && v->kind == Verdict::Kind::park) {
-    s.unsent->close_after = true;
-    s.unsent->close_outcome = Outcome::too_long;
-    return *v;
-  }
-  if (v) return *v;
-  return close_with(Outcome::too_long, true);
-}
 
 // Answers every complete request received so far. Sets `answered` when it wrote any.
 std::optional<Verdict> answer_ready(Session& s, const SessionEnv& env, std::string& out,
