@@ -8,6 +8,7 @@
 
 #include <time.h>
 
+#include <array>
 #include <atomic>
 #include <cerrno>
 #include <chrono>
@@ -57,22 +58,33 @@ LogConfig& config() {
   return *c;
 }
 
-// "2026-11-28T14:07:00.123Z". The seconds part is formatted once a second per thread.
+// The seconds part of the timestamp, formatted once a second for every thread (a short lock
+// around a copy: logging already takes the buffer's).
+struct SecondsCache {
+  std::mutex mu;
+  time_t sec = -1;
+  std::array<char, 24> text{};
+};
+
+// "2026-11-28T14:07:00.123Z".
 void append_timestamp(fmt::memory_buffer& out) {
-  thread_local time_t cached_sec = -1;
-  thread_local char cached[24];
-  const auto now = std::chrono::system_clock::now();
-  const auto since = now.time_since_epoch();
+  static auto* cache = new SecondsCache;  // never destroyed: threads may log during exit
+  const auto since = std::chrono::system_clock::now().time_since_epoch();
   const time_t sec =
       static_cast<time_t>(std::chrono::duration_cast<std::chrono::seconds>(since).count());
   const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(since).count() % 1000;
-  if (sec != cached_sec) {
-    tm t{};
-    ::gmtime_r(&sec, &t);
-    ::strftime(cached, sizeof cached, "%Y-%m-%dT%H:%M:%S", &t);
-    cached_sec = sec;
+  std::array<char, 24> text;
+  {
+    std::lock_guard lock(cache->mu);
+    if (sec != cache->sec) {
+      tm t{};
+      ::gmtime_r(&sec, &t);
+      ::strftime(cache->text.data(), cache->text.size(), "%Y-%m-%dT%H:%M:%S", &t);
+      cache->sec = sec;
+    }
+    text = cache->text;
   }
-  fmt::format_to(std::back_inserter(out), "{}.{:03}Z", cached, ms);
+  fmt::format_to(std::back_inserter(out), "{}.{:03}Z", text.data(), ms);
 }
 
 void append_json_string(fmt::memory_buffer& out, std::string_view s) {

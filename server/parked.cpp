@@ -140,7 +140,7 @@ void Parked::forget(int fd) {
 void Parked::reject(Session& s, Outcome why) {
   if (send_now(s.fd.get(), kErrBusy)) {
     s.bytes_out = kErrBusy.size();
-    env_.stats.sent(kErrBusy.size());
+    env_.rec.sent(kErrBusy.size());
   }
   finish(s, why, env_);
   linger(std::move(s.fd), s.registered && keep_registered_, kRejectQuiet);

@@ -9,7 +9,7 @@ namespace {
 
 void count_sent(Session& s, std::size_t n, const SessionEnv& env) {
   s.bytes_out += n;
-  env.stats.sent(n);
+  env.rec.sent(n);
 }
 
 // During the drain a write that finds the socket full waits for room in place, bounded by the
@@ -30,8 +30,8 @@ Clock::time_point count_replies(Session& s, const SessionEnv& env, uint64_t n,
                                 Clock::time_point started, bool one_shot) {
   const auto now = Clock::now();
   s.replies += n;
-  env.stats.replies(n, started, now);
-  if (one_shot) env.stats.one_shot();
+  env.rec.replies(n, started, now);
+  if (one_shot) env.rec.one_shot();
   return now;
 }
 

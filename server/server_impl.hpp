@@ -62,7 +62,7 @@ struct Server::Impl {
         stats(config.workers),
         queue(config.queue),
         stop_fd(make_eventfd()),
-        env{config, stats, stop_fd.get(), draining, drain_deadline},
+        env{config, stats, stats.shared(), stop_fd.get(), draining, drain_deadline},
         parked(env, true, true),
         waiting_new(env, false, false),
         spare(open_spare()),
@@ -89,15 +89,18 @@ struct Server::Impl {
   void hand_on(Session& s);
   void shed();
   void work(unsigned index);
-  std::optional<Session> next_session(bool& queue_first, Scratch& scratch);
-  std::optional<Session> take_ready(bool& queue_first);
-  std::optional<Session> from_queue();
+  // `rec`: the calling worker's recorder.
+  std::optional<Session> next_session(bool& queue_first, Scratch& scratch, const Recorder& rec);
+  std::optional<Session> take_ready(bool& queue_first, const Recorder& rec);
+  std::optional<Session> from_queue(const Recorder& rec);
   void take_ready_batch(std::vector<Session>& batch);
-  void serve_batch(std::vector<Session>& batch, Scratch& scratch);
+  // `mine`: the worker's own environment (its recorder).
+  void serve_batch(std::vector<Session>& batch, Scratch& scratch, const SessionEnv& mine);
   template <typename Step>
   void guarded(Session& s, Scratch& scratch, Step step);
   // `in`: the receive buffer lent to `s`, kept afterwards unless it grew past `kept_cap`.
-  void serve_one(Session& s, LineFramer::Buffer& in, std::size_t kept_cap, std::string& out);
+  void serve_one(Session& s, LineFramer::Buffer& in, std::size_t kept_cap, std::string& out,
+                 const SessionEnv& mine);
   void end(Session& s, Outcome outcome, bool linger);
   void finish_if_drained();
   // Serving may sleep (--delay-ms, or the drain's waits): the rest of the batch goes to other

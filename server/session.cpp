@@ -71,7 +71,7 @@ void request_begins(Session& s, const SessionEnv& env) {
 void count_received(Session& s, std::size_t n, const SessionEnv& env) {
   s.framer.commit(n);
   s.bytes_in += n;
-  env.stats.received(n);
+  env.rec.received(n);
   s.last_byte = Clock::now();
   s.oneshot_due = Clock::time_point::max();
 }

@@ -100,8 +100,9 @@ struct Verdict {
 // Everything a worker needs from the server while it serves a session.
 struct SessionEnv {
   const ServerConfig& config;
-  Stats& stats;
-  int stop_fd;  // readable once the drain has begun
+  Stats& stats;  // connections and outcomes
+  Recorder rec;  // what happens per request: the serving thread's own slot
+  int stop_fd;   // readable once the drain has begun
   const std::atomic<bool>& draining;
   const std::atomic<Clock::rep>& drain_deadline;  // time_since_epoch, valid once draining
 };

@@ -5,16 +5,6 @@
 #include <algorithm>
 
 namespace tcpd {
-namespace {
-
-struct Binding {
-  const Stats* owner = nullptr;
-  void* slot = nullptr;
-};
-thread_local Binding t_binding;
-
-}  // namespace
-
 std::string_view outcome_name(Outcome o) {
   switch (o) {
     case Outcome::served: return "served";
@@ -68,21 +58,6 @@ std::string StatsSnapshot::format() const {
 }
 
 Stats::Stats(unsigned slots) : count_(slots), slots_(std::make_unique<Slot[]>(slots + 1)) {}
-
-void Stats::bind_thread(unsigned index) {
-  t_binding = {this, &slots_[std::min(index, count_)]};
-}
-
-Stats::Slot& Stats::here() {
-  if (t_binding.owner == this) return *static_cast<Slot*>(t_binding.slot);
-  return slots_[count_];
-}
-
-void Stats::replies(uint64_t n, Clock::time_point started, Clock::time_point now) {
-  Slot& s = here();
-  add(s.requests, n);
-  s.request_duration.observe(now - started, n);
-}
 
 StatsSnapshot Stats::snapshot() const {
   StatsSnapshot s;

@@ -68,28 +68,54 @@ struct StatsSnapshot {
   [[nodiscard]] std::string format() const;
 };
 
-// The server's counters. What happens per request goes to the recording thread's own slot
-// (one cache line set per worker; see bind_thread), so recording takes no lock and shares no
-// cache line between workers; a snapshot adds the slots up.
+// One recording thread's counters, on cache lines of their own.
+struct alignas(64) StatsSlot {
+  std::atomic<uint64_t> requests{0};
+  std::atomic<uint64_t> one_shot{0};
+  std::atomic<uint64_t> bytes_in{0};
+  std::atomic<uint64_t> bytes_out{0};
+  Histogram request_duration;
+  Histogram queue_wait;
+};
+
+// What one thread records per request, into its own slot: no lock, and no cache line shared with
+// another worker. A worker holds its own; the acceptor, the parked set's timer and the tests
+// share one.
+class Recorder {
+ public:
+  explicit Recorder(StatsSlot& slot) : slot_(&slot) {}
+  // `n` replies written; the first request among them began at `started`.
+  void replies(uint64_t n, Clock::time_point started, Clock::time_point now) const {
+    add(slot_->requests, n);
+    slot_->request_duration.observe(now - started, n);
+  }
+  void one_shot() const { add(slot_->one_shot, 1); }
+  void received(uint64_t bytes) const { add(slot_->bytes_in, bytes); }
+  void sent(uint64_t bytes) const { add(slot_->bytes_out, bytes); }
+  void queue_waited(Clock::duration d) const { slot_->queue_wait.observe(d); }
+
+ private:
+  static void add(std::atomic<uint64_t>& a, uint64_t n) {
+    a.fetch_add(n, std::memory_order_relaxed);
+  }
+  StatsSlot* slot_;
+};
+
+// The server's counters: connections and their outcomes here, what happens per request in the
+// recorders' slots (see Recorder); a snapshot adds the slots up.
 class Stats {
  public:
   explicit Stats(unsigned slots = 1);
 
-  // The calling thread records into slot `index` (< slots) from now on; threads never bound
-  // (the acceptor, tests) share one extra slot.
-  void bind_thread(unsigned index);
+  // Slot `index` (< slots) for one worker; the shared one for every other thread.
+  [[nodiscard]] Recorder recorder(unsigned index) { return Recorder(slots_[index]); }
+  [[nodiscard]] Recorder shared() { return Recorder(slots_[count_]); }
 
   void accepted() { accepted_.fetch_add(1, std::memory_order_relaxed); }
   void ended(Outcome o) {
     // Release: a snapshot that sees this outcome also sees the connection's `accepted`.
     outcomes_[static_cast<std::size_t>(o)].fetch_add(1, std::memory_order_release);
   }
-  // `n` replies written; the first request among them began at `started`.
-  void replies(uint64_t n, Clock::time_point started, Clock::time_point now);
-  void one_shot() { add(here().one_shot, 1); }
-  void received(uint64_t bytes) { add(here().bytes_in, bytes); }
-  void sent(uint64_t bytes) { add(here().bytes_out, bytes); }
-  void queue_waited(Clock::duration d) { here().queue_wait.observe(d); }
 
   [[nodiscard]] StatsSnapshot snapshot() const;
   [[nodiscard]] uint64_t accepted_count() const {
@@ -97,18 +123,7 @@ class Stats {
   }
 
  private:
-  struct alignas(64) Slot {
-    std::atomic<uint64_t> requests{0};
-    std::atomic<uint64_t> one_shot{0};
-    std::atomic<uint64_t> bytes_in{0};
-    std::atomic<uint64_t> bytes_out{0};
-    Histogram request_duration;
-    Histogram queue_wait;
-  };
-  static void add(std::atomic<uint64_t>& a, uint64_t n) {
-    a.fetch_add(n, std::memory_order_relaxed);
-  }
-  Slot& here();
+  using Slot = StatsSlot;
 
   std::atomic<uint64_t> accepted_{0};
   std::array<std::atomic<uint64_t>, static_cast<std::size_t>(Outcome::count_)> outcomes_{};

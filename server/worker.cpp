@@ -21,10 +21,10 @@ void Server::Impl::end(Session& s, Outcome outcome, bool linger) {
 }
 
 void Server::Impl::serve_one(Session& s, LineFramer::Buffer& in, std::size_t kept_cap,
-                             std::string& out) {
+                             std::string& out, const SessionEnv& mine) {
   for (;;) {
     s.framer.borrow(in);
-    Verdict v = serve(s, env, out);
+    Verdict v = serve(s, mine, out);
     s.framer.give_back(in, kept_cap);
     if (v.kind == Verdict::Kind::close) {
       end(s, v.outcome, v.linger);
@@ -51,18 +51,18 @@ void Server::Impl::serve_one(Session& s, LineFramer::Buffer& in, std::size_t kep
   }
 }
 
-std::optional<Session> Server::Impl::from_queue() {
+std::optional<Session> Server::Impl::from_queue(const Recorder& rec) {
   if (queue.size() == 0) return std::nullopt;  // no lock for the common case
   auto s = queue.try_pop();
-  if (s) stats.queue_waited(Clock::now() - s->queued);
+  if (s) rec.queue_waited(Clock::now() - s->queued);
   return s;
 }
 
 // Ready work, without sleeping: the queue and the parked set in turn, so that neither starves
 // the other.
-std::optional<Session> Server::Impl::take_ready(bool& queue_first) {
+std::optional<Session> Server::Impl::take_ready(bool& queue_first, const Recorder& rec) {
   if (queue_first) {
-    if (auto s = from_queue()) {
+    if (auto s = from_queue(rec)) {
       queue_first = false;
       return s;
     }
@@ -76,26 +76,27 @@ std::optional<Session> Server::Impl::take_ready(bool& queue_first) {
     if (w.session) return std::move(w.session);
     if (w.timed_out) break;  // else an event handled there (a deadline, a lingering close)
   }
-  auto s = from_queue();
+  auto s = from_queue(rec);
   if (s) queue_first = false;
   return s;
 }
 
 // Where a worker's next session comes from: ready work first; with none, the worker waits its
 // turn: as the one leader in epoll_wait() on the parked set, or as a follower on the queue.
-std::optional<Session> Server::Impl::next_session(bool& queue_first, Scratch& scratch) {
+std::optional<Session> Server::Impl::next_session(bool& queue_first, Scratch& scratch,
+                                                  const Recorder& rec) {
   for (;;) {
     if (draining.load(std::memory_order_acquire)) {
       finish_if_drained();
       if (queue.finished()) return std::nullopt;
     }
-    if (auto s = take_ready(queue_first)) return s;
+    if (auto s = take_ready(queue_first, rec)) return s;
     // Likely to sleep: a worker with nothing to do holds no receive buffer (256 idle workers
     // would hold 4 MiB). Under load workers rarely get here, so this costs no allocation there.
     for (auto& in : scratch.in) in = {};
     auto turn = queue.wait_turn();
     if (turn.item) {
-      stats.queue_waited(Clock::now() - turn.item->queued);
+      rec.queue_waited(Clock::now() - turn.item->queued);
       queue_first = false;
       return std::move(turn.item);
     }
@@ -165,34 +166,38 @@ void Server::Impl::guarded(Session& s, Scratch& scratch, Step step) {
 // Every session of a batch is read before any is answered, so that the replies leave back to
 // back. On loopback the server's send() wakes the client, and a client woken per reply cost the
 // server more than the batch's reads (docs/DESIGN.md, "Read ahead").
-void Server::Impl::serve_batch(std::vector<Session>& batch, Scratch& scratch) {
+void Server::Impl::serve_batch(std::vector<Session>& batch, Scratch& scratch,
+                               const SessionEnv& mine) {
   if (batch.size() > 1) {
     for (std::size_t i = 0; i < batch.size(); ++i) {
-      guarded(batch[i], scratch, [&] { read_ahead(batch[i], scratch.in[i], env); });
+      guarded(batch[i], scratch, [&] { read_ahead(batch[i], scratch.in[i], mine); });
     }
   }
   for (std::size_t i = 0; i < batch.size(); ++i) {
     if (!batch[i].fd) continue;  // its read ahead threw (ended), or handed on
     if (may_sleep()) before_sleeping(std::span<Session>(batch).subspan(i + 1));
     const std::size_t kept_cap = i == 0 ? kKeptReceiveBuffer : kReadAheadChunk;
-    guarded(batch[i], scratch, [&] { serve_one(batch[i], scratch.in[i], kept_cap, scratch.out); });
+    guarded(batch[i], scratch,
+            [&] { serve_one(batch[i], scratch.in[i], kept_cap, scratch.out, mine); });
   }
   batch.clear();
 }
 
 void Server::Impl::work(unsigned index) {
-  stats.bind_thread(index);
+  // This worker's own environment: what it records goes to its own slot of the counters.
+  const SessionEnv mine{config,        stats,    stats.recorder(index),
+                        stop_fd.get(), draining, drain_deadline};
   Scratch scratch;
   std::vector<Session> batch;
   batch.reserve(Scratch::kReadAhead);
   bool queue_first = true;
-  while (auto first = next_session(queue_first, scratch)) {
+  while (auto first = next_session(queue_first, scratch, mine.rec)) {
     // A session from the parked set comes with others, often: the same epoll_wait() reported them.
     const bool parked_first = first->registered;
     batch.push_back(std::move(*first));
     if (parked_first) take_ready_batch(batch);
     busy[index].now.store(true, std::memory_order_relaxed);
-    serve_batch(batch, scratch);
+    serve_batch(batch, scratch, mine);
     busy[index].now.store(false, std::memory_order_relaxed);
     if (scratch.out.capacity() > 2 * kReplyBuffer) std::string().swap(scratch.out);
   }

@@ -20,7 +20,7 @@ struct SessionTestEnv {
   tcpd::Fd stop = tcpd::make_eventfd();
   std::atomic<bool> draining{false};
   std::atomic<tcpd::Clock::rep> drain_deadline{0};
-  tcpd::SessionEnv env{config, stats, stop.get(), draining, drain_deadline};
+  tcpd::SessionEnv env{config, stats, stats.shared(), stop.get(), draining, drain_deadline};
   SessionTestEnv() { config.log_level = tcpd::LogLevel::warn; }
 };
 
