@@ -5,7 +5,7 @@
 # server's own code shows even when it is a few percent of its CPU. It says nothing about the
 # kernel's share (about 5/6 of the server's CPU here) or about waiting: use
 # bench_serverbound.sh for those.
-# Usage: scripts/bench_instructions.sh [LABEL=]TCPD...   (labels default to the file names;
+# Usage: scripts/bench.sh instructions [LABEL=]TCPD...   (labels default to the file names;
 #   env: COUNT=40000 requests measured per run, after 2,000 of warm-up; CONCS="8 64 256")
 # Needs build/release/bin/tcpc and shared/bench's asio (BENCH_BIN, default /tmp/tcpd-bench).
 set -euo pipefail

@@ -4,7 +4,7 @@
 #          while tcpc measures a good client's latency at --rate 200 (one-shot, 10 s);
 #   burst: 10,000 keep-alive connections opened within 0.8 s that send (almost) nothing,
 #          against the default --queue: how many got ERR busy.
-# Usage: scripts/bench_loris.sh [TCPD_BINARY...]   (default: build/release/bin/tcpd)
+# Usage: scripts/bench.sh loris [TCPD_BINARY...]   (default: build/release/bin/tcpd)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 TCPC=build/release/bin/tcpc

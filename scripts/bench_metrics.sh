@@ -3,7 +3,7 @@
 # every 100 ms, alternating runs; prints each run and the medians of rps and server CPU per
 # request. Needs ../shared/bench beside the project (its run.sh pins the server to CPU 0 and the
 # load generator to CPU 1; the scraper runs on CPU 1 too).
-# Usage: scripts/bench_metrics.sh [REPS=5] [SECONDS=5]
+# Usage: scripts/bench.sh metrics [REPS=5] [SECONDS=5]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD

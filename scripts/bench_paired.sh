@@ -8,7 +8,7 @@
 # server, run by run. An A/A pair (the same binary twice) shows the method's own spread.
 # A server is a path to a tcpd binary (run with --bind 127.0.0.1 --workers 8 --quiet) or one of
 # shared/bench's peers: asio (2 threads), threadpool (8 workers), inline.
-# Usage: scripts/bench_paired.sh [LABEL=]SERVER_A [LABEL=]SERVER_B
+# Usage: scripts/bench.sh paired [LABEL=]SERVER_A [LABEL=]SERVER_B
 #   env: ROUNDS=6 (rounds alternate which cgroup and which client goes first; for unlike
 #   servers the two orders can differ by a few %, so keep it even), SHARE=30,
 #   SECONDS_PER_RUN=4 (measured, after WARMUP=1 s that is not), LOADS="keepalive 8,keepalive 64,

@@ -13,7 +13,7 @@
 # --rate) instead of as many as the server takes: below saturation rps is the rate for every
 # server, and server CPU per request and switches compare what each spends on the same load
 # (less noisy than rps at saturation). RATE=R gives every load without one that rate.
-# Usage: scripts/bench_serverbound.sh [LABEL=]TCPD...   (labels default to the file names;
+# Usage: scripts/bench.sh serverbound [LABEL=]TCPD...   (labels default to the file names;
 #   env: ROUNDS=3, SECONDS_PER_RUN=4 (measured, after WARMUP=1 s that is not: connections opening
 #   at the start would otherwise be the latency tail), LOADS="keepalive 8,keepalive 64,
 #   keepalive 256,oneshot 64")

@@ -34,7 +34,7 @@ def fmt(v, digits=1):
 
 
 lines = ["# Benchmark summary", "",
-         "Medians of the repetitions in one run of `scripts/bench.sh` (server on CPU 0, load on CPU 1).", ""]
+         "Medians of the repetitions in one run of `scripts/bench.sh matrix` (server on CPU 0, load on CPU 1).", ""]
 if any(k[0] == "oneshot" for k in groups):
     inl, tp, td = (med("oneshot", p, "cpu_us_per_req") for p in ("inline-c", "threadpool-c", "tcpd"))
     rinl, rtp, rtd = (med("oneshot", p, "rps") for p in ("inline-c", "threadpool-c", "tcpd"))
