@@ -61,7 +61,7 @@ Accepted Server::Impl::accept_next() {
     case ENOBUFS:
     case ENOMEM:
       // Kernel memory pressure: back off briefly rather than spin (stop() ends the pause).
-      wait_readable(accept_wake.get(), Clock::now() + Millis{10});
+      wait_readable(accept_wake.get(), Clock::now() + kNoMemoryPause);
       return {Accept::retry, {}, {}};
     default: throw std::system_error(err, std::generic_category(), "accept on " + address);
   }
@@ -77,7 +77,7 @@ void Server::Impl::wait_for_connections() {
 // Without sleeping: the new connections whose first bytes (or FIN) have come. The listener,
 // readable while connections wait in the backlog, is skipped; the bound keeps one call short.
 void Server::Impl::new_connections_ready() {
-  for (int i = 0; i < 64; ++i) {
+  for (std::size_t i = 0; i < kNewConnectionsPerLook; ++i) {
     Parked::Woken w = waiting_new.wait(0);
     if (w.timed_out) return;
     if (w.session) queue_or_reject(*w.session);
@@ -172,7 +172,7 @@ void Server::Impl::shed() {
     // Nothing to free (may_accept() has just failed to reopen it: ENFILE is system-wide, or a
     // lingering reject holds the slot): wait a little for descriptors to come back instead of
     // spinning on accept(). stop() raising accept_wake ends the pause.
-    wait_readable(accept_wake.get(), Clock::now() + Millis{5});
+    wait_readable(accept_wake.get(), Clock::now() + kNoSparePause);
     new_connections_ready();
     return;
   }

@@ -17,15 +17,11 @@
 #include "eventfd.hpp"
 #include "log.hpp"
 #include "socket.hpp"
+#include "tuning.hpp"
 #include "value_checks.hpp"
 
 namespace tcpd {
 namespace {
-
-constexpr Millis kScrapeTimeout{1000};
-constexpr std::size_t kMaxRequest = 8192;
-// Scrapers connected at once; the oldest goes when another comes.
-constexpr std::size_t kMaxScrapers = 16;
 
 struct Request {
   bool complete = false;
@@ -152,7 +148,8 @@ void MetricsServer::accept_scraper(std::vector<Scrape>& open) {
   Fd conn(::accept4(listener_.get(), nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK));
   if (!conn) {
     // Out of descriptors: the workers' clients come first; look again shortly, unless stopped.
-    if (errno == EMFILE || errno == ENFILE) wait_readable(stop_.get(), Clock::now() + Millis{100});
+    if (errno == EMFILE || errno == ENFILE)
+      wait_readable(stop_.get(), Clock::now() + kMetricsNoFdPause);
     return;
   }
   if (open.size() >= kMaxScrapers) open.erase(open.begin());
@@ -174,7 +171,7 @@ void MetricsServer::step(Scrape& c) {
   char tmp[2048];
   IoResult r = read_some(c.fd.get(), tmp, sizeof tmp, Clock::time_point{});
   if (r.status == IoStatus::timed_out) return;
-  if (r.status != IoStatus::ok || c.in.size() + r.bytes > kMaxRequest) {
+  if (r.status != IoStatus::ok || c.in.size() + r.bytes > kMaxScrapeRequest) {
     c.fd.reset();
     return;
   }

@@ -17,8 +17,6 @@
 namespace tcpd {
 namespace {
 
-// Input a lingering close throws away per event, so one chatty peer cannot hog a thread.
-constexpr std::size_t kDiscardPerEvent = std::size_t{64} * 1024;
 constexpr uint64_t kTimerTag = Parked::kFirstTag - 1;
 
 Fd checked(int fd, const char* what) {

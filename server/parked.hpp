@@ -13,18 +13,11 @@
 #include "clock.hpp"
 #include "fd.hpp"
 #include "session.hpp"
+#include "tuning.hpp"
 
 struct epoll_event;
 
 namespace tcpd {
-
-// How long a connection the server closed after its last reply may drain the client's input.
-// Closing with unread input makes the kernel send RST, which can destroy the reply in the
-// client's receive buffer before the client reads it.
-inline constexpr Millis kLingerClose{2000};
-inline constexpr std::size_t kMaxLingering = 4096;
-// A rejected connection's linger ends once its client has been silent this long.
-inline constexpr Millis kRejectQuiet{100};
 
 // Connections that hold no thread: sessions waiting for their client's next bytes (idle between
 // requests, part-way through a slow request, or new and silent) and closing connections
@@ -88,7 +81,7 @@ class Parked {
   // Only what an earlier epoll_wait() kept (timed out when none): for a thread that knows another
   // is asleep in epoll_wait() on this set, which the kernel wakes for any new event anyway.
   Woken take_kept();
-  static constexpr int kBatch = 16;
+  static constexpr int kBatch = kEventsPerWait;
   // Events taken from the kernel and not handed out yet: no epoll_wait() will report them
   // again, so a thread about to sleep inside a request must see that someone hands them out
   // (WorkQueue::lend_lead).

@@ -11,13 +11,6 @@
 #include "socket.hpp"
 
 namespace tcpd {
-namespace {
-
-// After this long with no new connection and no event, the server is quiet.
-constexpr Millis kQuietAfter{1000};
-
-}  // namespace
-
 // The timer is armed for the earliest deadline, or earlier: an entry taken before its deadline
 // leaves the timer where it was, and the early expiry re-arms it. Only a deadline earlier than
 // the armed one costs a timerfd_settime() here.

@@ -18,6 +18,7 @@
 #include "server.hpp"
 #include "session.hpp"
 #include "socket.hpp"
+#include "tuning.hpp"
 #include "work_queue.hpp"
 #include "worker_pool.hpp"
 
@@ -42,16 +43,6 @@ inline constexpr uint64_t kQueueWake =
     Parked::kFirstTag;  // workers' set: the queue needs the leader
 inline constexpr uint64_t kListener = Parked::kFirstTag + 1;    // acceptor's set
 inline constexpr uint64_t kAcceptWake = Parked::kFirstTag + 2;  // acceptor's set: stop()
-// Connections the acceptor takes from its backlog before it wakes a worker for them (fewer
-// wake-ups is what pays; the first connection of a full batch waits for 63 more accept4() calls,
-// a few hundred microseconds by estimate; docs/DESIGN.md, "The acceptor's batch"). Never more
-// than the queue holds: past that, held connections would wait unwoken while the rest went to
-// waiting_new.
-inline constexpr std::size_t kAcceptBatch = 64;
-// How long after the drain deadline the drain waits for its workers to be done: every wait in a
-// session ends by the deadline, so this is only their last steps on a loaded machine.
-inline constexpr Millis kDrainGrace{1000};
-
 struct Server::Impl {
   explicit Impl(ServerConfig cfg)
       : config(std::move(cfg)),

@@ -16,8 +16,6 @@
 namespace tcpd {
 namespace {
 
-constexpr std::size_t kReadChunk = std::size_t{16} * 1024;
-
 Outcome peer_closed(const Session& s) {
   return s.replies > 0 ? Outcome::served : Outcome::no_request;
 }

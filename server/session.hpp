@@ -12,16 +12,9 @@
 #include "server_config.hpp"
 #include "socket.hpp"
 #include "stats.hpp"
+#include "tuning.hpp"
 
 namespace tcpd {
-
-// During a drain, how long a connection that has sent nothing yet (accepted from the listen
-// queue by the drain, or waiting in the work queue) may take to send its first request: its
-// client connected before the drain began and expects an answer.
-inline constexpr Millis kFirstRequestGrace{200};
-// Replies are written whenever this many bytes are ready, so that what a session holds in
-// replies not yet written is bounded whatever the request mix (a longer reply goes out alone).
-inline constexpr std::size_t kReplyBuffer = std::size_t{64} * 1024;
 
 inline constexpr std::string_view kErrBusy = "ERR busy\n";
 inline constexpr std::string_view kErrTooLong = "ERR too long\n";
@@ -107,10 +100,6 @@ struct SessionEnv {
   const std::atomic<Clock::rep>& drain_deadline;  // time_since_epoch, valid once draining
 };
 
-// Input one serve() call reads before it gives the worker back (Verdict::again): a client
-// streaming requests faster than they are answered must not keep its worker from the others.
-inline constexpr std::size_t kTurnInput = std::size_t{128} * 1024;
-
 // What a worker reuses from one session to the next: its reply buffer, and its receive buffer,
 // lent to each session while the worker has it (an idle session holds no buffer, and a request
 // costs no allocation).
@@ -119,12 +108,9 @@ struct Scratch {
   // a session alone. Those past in[0] stay small (kReadAheadChunk): a worker lets go of every
   // buffer before it sleeps, and 15 large ones freed and taken again for each batch cost page
   // faults (one-shot loads, where workers sleep often, lost 11%).
-  static constexpr std::size_t kReadAhead = 16;
   std::string out;
   std::array<LineFramer::Buffer, kReadAhead> in;
 };
-// A receive buffer grown past this by a long request is not kept.
-inline constexpr std::size_t kKeptReceiveBuffer = std::size_t{64} * 1024;
 
 // Serves `s` with blocking I/O while its client's bytes are there: answers every complete
 // request, then returns park once the next bytes are not there yet (between requests, or part-way
@@ -132,9 +118,6 @@ inline constexpr std::size_t kKeptReceiveBuffer = std::size_t{64} * 1024;
 // across sessions.
 Verdict serve(Session& s, const SessionEnv& env, std::string& scratch);
 
-// What read_ahead() asks for: a request, mostly; more waits in the socket for serve() (a read
-// that fills this is not the last: Session::read_full).
-inline constexpr std::size_t kReadAheadChunk = 2048;
 // One non-blocking read into `s`, into `buffer` unless its framer has a buffer of its own, for a
 // session served later in a batch: a worker reads every session of a batch before it answers
 // any, so that the replies leave back to back (docs/DESIGN.md, "Read ahead"). What it read

@@ -136,7 +136,7 @@ void Server::Impl::before_sleeping(std::span<Session> rest) {
 // More sessions the parked set has reported ready already (kept from an earlier epoll_wait()),
 // up to a batch: no system call.
 void Server::Impl::take_ready_batch(std::vector<Session>& batch) {
-  while (batch.size() < Scratch::kReadAhead) {
+  while (batch.size() < kReadAhead) {
     Parked::Woken w = parked.take_kept();
     if (w.tag == kQueueWake) queue.woken();
     if (w.session) {
@@ -189,7 +189,7 @@ void Server::Impl::work(unsigned index) {
                         stop_fd.get(), draining, drain_deadline};
   Scratch scratch;
   std::vector<Session> batch;
-  batch.reserve(Scratch::kReadAhead);
+  batch.reserve(kReadAhead);
   bool queue_first = true;
   while (auto first = next_session(queue_first, scratch, mine.rec)) {
     // A session from the parked set comes with others, often: the same epoll_wait() reported them.
