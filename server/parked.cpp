@@ -19,30 +19,15 @@ namespace {
 
 constexpr uint64_t kTimerTag = Parked::kFirstTag - 1;
 
-Fd checked(int fd, const char* what) {
-  if (fd < 0) throw std::system_error(errno, std::generic_category(), what);
-  return Fd(fd);
-}
-
 }  // namespace
 
 Parked::Parked(const SessionEnv& env, bool keep_registered, bool trim_when_quiet)
-    : env_(env),
-      keep_registered_(keep_registered),
-      trim_when_quiet_(trim_when_quiet),
-      epoll_(checked(::epoll_create1(EPOLL_CLOEXEC), "epoll_create1")),
-      timer_(checked(::timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC),
-                     "timerfd_create")) {
-  watch(timer_.get(), kTimerTag, true);
+    : env_(env), keep_registered_(keep_registered), trim_when_quiet_(trim_when_quiet) {
+  core_.watch(deadlines_.fd(), kTimerTag, true);
 }
 
 void Parked::watch(int fd, uint64_t tag, bool edge) {
-  epoll_event ev{};
-  ev.events = EPOLLIN | (edge ? EPOLLET : 0U);
-  ev.data.u64 = tag;
-  if (::epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, fd, &ev) != 0) {
-    throw std::system_error(errno, std::generic_category(), "epoll_ctl");
-  }
+  core_.watch(fd, tag, edge);
 }
 
 namespace {
@@ -62,11 +47,9 @@ Parked::Entry* Parked::enter(int fd, bool registered, uint32_t events, bool modi
   auto it = entries_.try_emplace(fd).first;
   if (!registered) it->second = Entry{};  // a descriptor number's previous owner left nothing
   if (registered && (events & EPOLLONESHOT) == 0 && !modify) return &it->second;
-  epoll_event ev{};
-  ev.events = events;
-  ev.data.u64 = static_cast<uint64_t>(fd);
   // Registered before the entry is filled in: the event's thread waits for mu_, held here.
-  if (::epoll_ctl(epoll_.get(), registered ? EPOLL_CTL_MOD : EPOLL_CTL_ADD, fd, &ev) != 0) {
+  const auto key = static_cast<uint64_t>(fd);
+  if (!(registered ? core_.modify(fd, events, key) : core_.add(fd, events, key))) {
     if (!registered) entries_.erase(it);
     return nullptr;
   }
@@ -91,7 +74,7 @@ Parked::Entry Parked::take(std::unordered_map<int, Entry>::iterator it, bool clo
   } else if (out.fd) {
     --lingering_;
   }
-  if (!keep_registered_) ::epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, it->first, nullptr);
+  if (!keep_registered_) core_.remove(it->first);
   if (closing || !keep_registered_) entries_.erase(it);
   return out;
 }
@@ -191,54 +174,19 @@ void Parked::on_lingering(int fd) {
 // A kept event handed out after others have run is like one that lost a race: its session may
 // have been closed by the timer or the drain meanwhile, or its descriptor number reused. The
 // handling (on_event) allows for both: at worst a worker reads nothing and parks it again.
-bool Parked::next_kept(Kept& k) {
-  if (kept_.load(std::memory_order_acquire) == 0) return false;
-  std::lock_guard lock(mu_);
-  if (kept_head_ == kept_keys_.size()) return false;
-  k = kept_keys_[kept_head_++];
-  if (kept_head_ == kept_keys_.size()) {
-    kept_keys_.clear();
-    kept_head_ = 0;
-  }
-  kept_.store(kept_keys_.size() - kept_head_, std::memory_order_release);
-  return true;
-}
-
-void Parked::keep(const epoll_event* events, int n) {
-  std::lock_guard lock(mu_);
-  for (int i = 0; i < n; ++i) kept_keys_.push_back({events[i].data.u64, events[i].events});
-  kept_.store(kept_keys_.size() - kept_head_, std::memory_order_release);
-}
-
-// Queues a parked session for the next wait() or take_kept() as if its client had sent
-// something.
-void Parked::hand_out(int fd) {
-  kept_keys_.push_back({static_cast<uint64_t>(fd), 0});
-  kept_.store(kept_keys_.size() - kept_head_, std::memory_order_release);
-}
-
 Parked::Woken Parked::wait(int timeout_ms) {
-  Kept k{};
-  if (!next_kept(k)) {
-    std::array<epoll_event, kBatch> got;  // not zeroed: epoll_wait fills the first n
-    const int n = ::epoll_wait(epoll_.get(), got.data(), keep_registered_ ? kBatch : 1, timeout_ms);
-    if (n <= 0) {
-      if (n < 0 && errno != EINTR) log_at(LogLevel::error, "epoll_wait: {}", std::strerror(errno));
-      return {std::nullopt, 0, true};
-    }
-    k = {got[0].data.u64, got[0].events};
-    if (n > 1) keep(got.data() + 1, n - 1);
-  }
-  return on_event(k);
+  auto e = core_.wait(timeout_ms, keep_registered_ ? kBatch : 1);
+  if (!e) return {std::nullopt, 0, true};
+  return on_event(*e);
 }
 
 Parked::Woken Parked::take_kept() {
-  Kept k{};
-  if (!next_kept(k)) return {std::nullopt, 0, true};
-  return on_event(k);
+  auto e = core_.take_kept();
+  if (!e) return {std::nullopt, 0, true};
+  return on_event(*e);
 }
 
-Parked::Woken Parked::on_event(Kept k) {
+Parked::Woken Parked::on_event(EventCore::Event k) {
   if (k.key == kTimerTag) {
     on_timer();
     return {};
@@ -251,10 +199,10 @@ Parked::Woken Parked::on_event(Kept k) {
   // Closed already (its deadline passed, or the drain), maybe reused: nothing to do.
   if (it == entries_.end()) return {};
   if (it->second.session) {
-    Woken w{std::move(take(it, false).session), 0, false};
+    Entry taken = take(it, false);
     // The peer's close comes as one edge: the worker must read to the end before parking.
-    if ((k.events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) != 0) w.session->hup_seen = true;
-    return w;
+    if ((k.events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) != 0) taken.session->hup_seen = true;
+    return {std::move(taken.session), 0, false};
   }
   if (it->second.fd) {
     lock.unlock();

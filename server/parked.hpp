@@ -11,6 +11,8 @@
 #include <vector>
 
 #include "clock.hpp"
+#include "deadline_queue.hpp"
+#include "event_core.hpp"
 #include "fd.hpp"
 #include "session.hpp"
 #include "tuning.hpp"
@@ -85,7 +87,7 @@ class Parked {
   // Events taken from the kernel and not handed out yet: no epoll_wait() will report them
   // again, so a thread about to sleep inside a request must see that someone hands them out
   // (WorkQueue::lend_lead).
-  [[nodiscard]] bool has_kept() const { return kept_.load(std::memory_order_acquire) > 0; }
+  [[nodiscard]] bool has_kept() const { return core_.has_kept(); }
 
   // The drain: idle sessions that have been answered close now (counted as served, whether or
   // not their client has closed its side); those with input waiting are handed out (wait()
@@ -113,49 +115,30 @@ class Parked {
     Millis quiet{};                  // lingering close: the silence that ends it
     Clock::time_point linger_cap{};  // lingering close: kLingerClose after it began
   };
-  using Due = std::pair<Clock::time_point, int>;
-
-  // A kernel event, or a session handed out without one (a deadline that wakes, the drain).
-  struct Kept {
-    uint64_t key;
-    uint32_t events;
-  };
-
   // mu_ held for all of these.
   Entry* enter(int fd, bool registered, uint32_t events, bool modify = false);
   Entry take(std::unordered_map<int, Entry>::iterator it, bool closing);
   void index(int fd, Entry& e);
-  void compact();
   void set_deadline(int fd, Entry& e, Clock::time_point deadline);
-  void arm(Clock::time_point t);
   void note_parked();
   void on_timer();
   bool keep_lingering(int raw, Fd& fd, bool registered, Millis quiet, Clock::time_point cap);
   void on_lingering(int fd);
-  bool next_kept(Kept& k);
-  void keep(const epoll_event* events, int n);
-  void hand_out(int fd);  // mu_ held
-  Woken on_event(Kept k);
+  Woken on_event(EventCore::Event e);
   bool trim_due(Clock::time_point now);  // mu_ held
   void expired(std::vector<Entry>& entries);
 
   const SessionEnv& env_;
   const bool keep_registered_;
   const bool trim_when_quiet_;
-  Fd epoll_;
-  Fd timer_;
+  // The protocol-free parts: the epoll set with its kept events, and the deadlines (under mu_;
+  // an entry's `indexed` tells its live key).
+  EventCore core_;
+  DeadlineQueue deadlines_;
   mutable std::mutex mu_;
   std::unordered_map<int, Entry> entries_;
-  // A min-heap (std::push_heap with std::greater), lazy: it may hold stale keys (an entry's
-  // `indexed` tells its live one); compact() drops them when they outnumber the entries.
-  std::vector<Due> deadlines_;
-  // The keys of events an epoll_wait() returned beyond the one it handed out, oldest first.
-  std::vector<Kept> kept_keys_;
-  std::size_t kept_head_ = 0;
-  std::atomic<std::size_t> kept_{0};  // how many of kept_keys_ are left: read without mu_
   std::size_t sessions_ = 0;
   std::size_t lingering_ = 0;
-  Clock::time_point armed_ = Clock::time_point::max();
   bool draining_ = false;
   // Quiet-time trimming: see trim_due().
   bool trim_pending_ = false;

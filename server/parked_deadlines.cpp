@@ -11,43 +11,18 @@
 #include "socket.hpp"
 
 namespace tcpd {
-// The timer is armed for the earliest deadline, or earlier: an entry taken before its deadline
-// leaves the timer where it was, and the early expiry re-arms it. Only a deadline earlier than
-// the armed one costs a timerfd_settime() here.
-void Parked::arm(Clock::time_point t) {
-  if (t >= armed_) return;
-  armed_ = t;
-  itimerspec its{};
-  const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(t.time_since_epoch());
-  // steady_clock is CLOCK_MONOTONIC; a zero it_value would disarm.
-  const auto total = std::max<int64_t>(ns.count(), 1);
-  its.it_value.tv_sec = total / 1000000000;
-  its.it_value.tv_nsec = total % 1000000000;
-  ::timerfd_settime(timer_.get(), TFD_TIMER_ABSTIME, &its, nullptr);
-}
-
 // Files the entry's deadline unless an earlier key for it is filed already (that one falling
 // due files the real deadline then): a session parked again after a reply costs nothing here.
 void Parked::index(int fd, Entry& e) {
   if (e.deadline >= e.indexed) return;
   e.indexed = e.deadline;
-  deadlines_.emplace_back(e.deadline, fd);
-  std::push_heap(deadlines_.begin(), deadlines_.end(), std::greater<>{});
-  arm(e.deadline);
-  // A key stays until it falls due even when its connection closed long before: without this,
-  // 100,000 one-shot connections within an idle timeout leave 100,000 keys (2 MB) behind.
-  if (deadlines_.size() > 2 * entries_.size() + 1024) compact();
-}
-
-// Keeps the live keys only (at most one per entry), so the heap's size stays within twice the
-// entries' and compacting costs O(1) per key filed.
-void Parked::compact() {
-  std::erase_if(deadlines_, [this](const Due& d) {
-    auto it = entries_.find(d.second);
-    return it == entries_.end() || it->second.indexed != d.first;
+  deadlines_.file(fd, e.deadline);
+  // A key stays until it falls due even when its connection closed long before: without
+  // compacting, 100,000 one-shot connections within an idle timeout leave 100,000 keys (2 MB).
+  deadlines_.compact_if_needed(entries_.size(), [this](int key, Clock::time_point when) {
+    auto it = entries_.find(key);
+    return it != entries_.end() && it->second.indexed == when;
   });
-  std::make_heap(deadlines_.begin(), deadlines_.end(), std::greater<>{});
-  if (deadlines_.capacity() > 4 * deadlines_.size() + 1024) deadlines_.shrink_to_fit();
 }
 
 void Parked::set_deadline(int fd, Entry& e, Clock::time_point deadline) {
@@ -58,7 +33,7 @@ void Parked::set_deadline(int fd, Entry& e, Clock::time_point deadline) {
 void Parked::note_parked() {
   if (trim_when_quiet_ && !trim_pending_) {
     trim_pending_ = true;
-    arm(Clock::now() + kQuietAfter);
+    deadlines_.arm(Clock::now() + kQuietAfter);
   }
 }
 
@@ -75,39 +50,35 @@ bool Parked::trim_due(Clock::time_point now) {
   }
   seen_accepted_ = accepted;
   seen_events_ = events_;
-  arm(now + kQuietAfter);
+  deadlines_.arm(now + kQuietAfter);
   return false;
 }
 
 void Parked::on_timer() {
-  uint64_t ticks;
-  [[maybe_unused]] auto rc = ::read(timer_.get(), &ticks, sizeof ticks);
+  deadlines_.fired();
   std::vector<Entry> expired_entries;
   bool trim = false;
   {
     std::lock_guard lock(mu_);
     const auto now = Clock::now();
-    while (!deadlines_.empty() && deadlines_.front().first <= now) {
-      std::pop_heap(deadlines_.begin(), deadlines_.end(), std::greater<>{});
-      const auto [key, fd] = deadlines_.back();
-      deadlines_.pop_back();
+    deadlines_.pop_due(now, [&](int fd, Clock::time_point key) {
       auto it = entries_.find(fd);
-      if (it == entries_.end() || it->second.indexed != key) continue;  // a stale key
+      if (it == entries_.end() || it->second.indexed != key) return;  // a stale key
       Entry& e = it->second;
       e.indexed = Clock::time_point::max();
-      if (!e.session && !e.fd) continue;  // out with a thread: filed again when parked
+      if (!e.session && !e.fd) return;  // out with a thread: filed again when parked
       if (e.deadline <= now && e.wakes && e.session) {
         e.wakes = false;
-        hand_out(fd);  // its one-shot reply is due: a worker answers it
+        core_.hand_out(
+            static_cast<uint64_t>(fd));  // its one-shot reply is due: a worker answers it
       } else if (e.deadline <= now) {
         expired_entries.push_back(take(it, true));
       } else {
         index(fd, e);  // its deadline moved later since it was filed
       }
-    }
-    armed_ = Clock::time_point::max();  // fired: re-arm from scratch
+    });
+    deadlines_.rearm();
     trim = trim_due(now);
-    if (!deadlines_.empty()) arm(deadlines_.front().first);
   }
   expired(expired_entries);
   if (trim) ::malloc_trim(0);
@@ -144,7 +115,7 @@ bool Parked::begin_drain(Clock::time_point deadline) {
       // Input waiting (its event may have been taken already) or a close to read: a worker
       // serves what is there.
       if (input != Pending::nothing) {
-        hand_out(cur->first);
+        core_.hand_out(static_cast<uint64_t>(cur->first));
         handed_out = true;
       }
       // A connection that has sent nothing yet: its client connected before the drain and
