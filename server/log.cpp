@@ -25,7 +25,7 @@ namespace {
 using Clock = std::chrono::steady_clock;
 constexpr auto kFlushTimeout = std::chrono::milliseconds(500);
 
-enum class Mode { direct, buffered, closed };
+enum class SinkMode { direct, buffered, closed };
 
 // Never destroyed: a line logged from any thread at any time, even during exit, finds it.
 struct LogState {
@@ -34,7 +34,7 @@ struct LogState {
   std::condition_variable exited;  // the destructor waits for the writer to finish
   std::string pending;
   std::size_t capacity = 0;
-  Mode mode = Mode::direct;
+  SinkMode mode = SinkMode::direct;
   bool stopping = false;
   bool done = false;
   Clock::time_point give_up = Clock::time_point::max();
@@ -273,12 +273,12 @@ void log_submit(std::string_view line) noexcept {
     return;
   }
   std::unique_lock lock(st.mu);
-  if (st.mode == Mode::direct) {
+  if (st.mode == SinkMode::direct) {
     lock.unlock();
     write_direct(line);
     return;
   }
-  if (st.mode == Mode::closed || st.pending.size() + line.size() > st.capacity) {
+  if (st.mode == SinkMode::closed || st.pending.size() + line.size() > st.capacity) {
     st.dropped.fetch_add(1, std::memory_order_relaxed);
     return;
   }
@@ -304,13 +304,13 @@ LogWriter::LogWriter(int fd, std::size_t capacity) {
     st.fd = fd;
     st.capacity = capacity;
     st.pending.reserve(capacity);
-    st.mode = Mode::buffered;
+    st.mode = SinkMode::buffered;
   }
   try {
     thread_ = std::thread([&st] { run_writer(st); });
   } catch (const std::system_error& e) {
     std::lock_guard lock(st.mu);
-    st.mode = Mode::direct;
+    st.mode = SinkMode::direct;
     throw std::system_error(e.code(), "cannot start the log writer");
   }
 }
@@ -323,7 +323,7 @@ LogWriter::~LogWriter() {
   st.cv.notify_one();
   // The writer never blocks in a write, so it ends within the flush time plus one poll slice.
   const bool ended = st.exited.wait_for(lock, kFlushTimeout * 2, [&] { return st.done; });
-  st.mode = Mode::closed;
+  st.mode = SinkMode::closed;
   lock.unlock();
   if (ended) {
     thread_.join();

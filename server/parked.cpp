@@ -175,7 +175,7 @@ void Parked::on_lingering(int fd) {
 // have been closed by the timer or the drain meanwhile, or its descriptor number reused. The
 // handling (on_event) allows for both: at worst a worker reads nothing and parks it again.
 Parked::Woken Parked::wait(int timeout_ms) {
-  auto e = core_.wait(timeout_ms, keep_registered_ ? kBatch : 1);
+  auto e = core_.wait(timeout_ms, keep_registered_ ? kEventsPerWait : 1);
   if (!e) return {std::nullopt, 0, true};
   return on_event(*e);
 }

@@ -76,14 +76,13 @@ class Parked {
     bool timed_out = false;          // nothing happened
   };
   // Waits up to `timeout_ms` (-1: no limit) for one event. Empty when it was the timer's or a
-  // lingering close's (handled here), or on timeout. The workers' set takes up to kBatch events
-  // per epoll_wait() and keeps the rest, in order, for the next calls from any thread: a worker
-  // back from a request then finds the next ready session without a system call.
+  // lingering close's (handled here), or on timeout. The workers' set takes up to kEventsPerWait
+  // events per epoll_wait() and keeps the rest, in order, for the next calls from any thread: a
+  // worker back from a request then finds the next ready session without a system call.
   Woken wait(int timeout_ms);
   // Only what an earlier epoll_wait() kept (timed out when none): for a thread that knows another
   // is asleep in epoll_wait() on this set, which the kernel wakes for any new event anyway.
   Woken take_kept();
-  static constexpr int kBatch = kEventsPerWait;
   // Events taken from the kernel and not handed out yet: no epoll_wait() will report them
   // again, so a thread about to sleep inside a request must see that someone hands them out
   // (WorkQueue::lend_lead).

@@ -94,7 +94,7 @@ std::optional<Verdict> send_unsent(Session& s, const SessionEnv& env) {
 }
 
 // Writes the replies gathered and counts them once they are out.
-std::optional<Verdict> flush(Session& s, const SessionEnv& env, Batch& b) {
+std::optional<Verdict> flush(Session& s, const SessionEnv& env, Gathered& b) {
   if (b.out.empty()) return std::nullopt;
   auto v = write_out(s, b.out, env);
   b.out.clear();
@@ -105,7 +105,7 @@ std::optional<Verdict> flush(Session& s, const SessionEnv& env, Batch& b) {
 
 // Adds one reply, writing first whenever kReplyBuffer bytes would be exceeded; a reply longer
 // than that is written on its own, from where it already is.
-std::optional<Verdict> add_reply(Session& s, const SessionEnv& env, Batch& b,
+std::optional<Verdict> add_reply(Session& s, const SessionEnv& env, Gathered& b,
                                  std::string_view reply) {
   if (b.out.size() + reply.size() + 1 > kReplyBuffer) {
     if (auto v = flush(s, env, b)) {
@@ -130,7 +130,7 @@ std::optional<Verdict> add_reply(Session& s, const SessionEnv& env, Batch& b,
 }
 
 // A request too long: ERR too long after the replies before it, then a graceful close.
-Verdict too_long(Session& s, const SessionEnv& env, Batch& b) {
+Verdict too_long(Session& s, const SessionEnv& env, Gathered& b) {
   b.out += kErrTooLong;
   auto v = flush(s, env, b);
   if (v && v->kind == Verdict::Kind::park) {

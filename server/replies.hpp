@@ -63,17 +63,17 @@ Clock::time_point replies_done(Session& s, const SessionEnv& env, uint64_t n,
 std::optional<Verdict> send_unsent(Session& s, const SessionEnv& env);
 
 // The replies gathered in one turn, not written yet.
-struct Batch {
+struct Gathered {
   std::string& out;
   uint64_t replies = 0;
   Clock::time_point counted{};  // when the last replies were counted: one clock read per write
 };
 // Writes the replies gathered and counts them once they are out.
-std::optional<Verdict> flush(Session& s, const SessionEnv& env, Batch& b);
+std::optional<Verdict> flush(Session& s, const SessionEnv& env, Gathered& b);
 // Adds one reply, writing first whenever kReplyBuffer bytes would be exceeded.
-std::optional<Verdict> add_reply(Session& s, const SessionEnv& env, Batch& b,
+std::optional<Verdict> add_reply(Session& s, const SessionEnv& env, Gathered& b,
                                  std::string_view reply);
 // A request too long: ERR too long after the replies before it, then a graceful close.
-Verdict too_long(Session& s, const SessionEnv& env, Batch& b);
+Verdict too_long(Session& s, const SessionEnv& env, Gathered& b);
 
 }  // namespace tcpd

@@ -136,7 +136,7 @@ std::optional<Verdict> answer_ready(Session& s, const SessionEnv& env, std::stri
                                     bool& answered) {
   const ServerConfig& cfg = env.config;
   out.clear();
-  Batch b{out};
+  Gathered b{out};
   const auto answered_so_far = [&s] { return s.replies + (s.unsent ? s.unsent->replies : 0); };
   const uint64_t before = answered_so_far();
   for (;;) {
