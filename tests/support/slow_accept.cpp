@@ -2,7 +2,7 @@
 // decides whether to accept from what it saw just before (its spare descriptor); the sleep
 // widens that window from microseconds to milliseconds, so that a descriptor freed by another
 // thread meanwhile (a rejected connection closing) lands in it often instead of once in many
-// CI runs. Built without sanitizers and loaded only into the tcpd under test.
+// runs. Built without sanitizers and loaded only into the tcpd under test.
 
 #include <dlfcn.h>
 #include <sys/socket.h>
