@@ -475,7 +475,8 @@ TEST(Hardening, DescriptorFreedWhileOutOfThemGoesToTheSpareNotToAConnection) {
   // accept() whether that had worked or not. A descriptor freed between the two (a turned-away
   // connection closing) went to the connection waiting next: a silent one kept it up to the
   // idle timeout, and the clients behind it got neither a reply nor ERR busy meanwhile. The
-  // race's window was a few microseconds; a preloaded accept4() that sleeps 2 ms first makes it most iterations' case.
+  // race's window was a few microseconds; a preloaded accept4() that sleeps 2 ms first makes it
+  // most iterations' case.
   constexpr int kLimit = 40;
   Spawn how{kLimit};
   const char* asan = std::getenv("ASAN_OPTIONS");
