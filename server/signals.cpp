@@ -32,6 +32,10 @@ void block_server_signals() {
   // A client that vanishes mid-reply must cost an EPIPE, never the process. (Sends also pass
   // MSG_NOSIGNAL; this covers anything that does not.)
   std::signal(SIGPIPE, SIG_IGN);
+  // A shell starts a background job of a script (`tcpd &`) with SIGINT and SIGQUIT ignored, and
+  // an ignored signal is discarded before a signalfd can read it: the drain on SIGINT and the
+  // core dump on SIGQUIT must not depend on how tcpd was started.
+  for (int sig : {SIGINT, SIGTERM, SIGHUP, SIGUSR1, SIGQUIT}) std::signal(sig, SIG_DFL);
   sigset_t set = server_signals();
   if (int rc = pthread_sigmask(SIG_BLOCK, &set, nullptr); rc != 0) {
     throw std::system_error(rc, std::generic_category(), "pthread_sigmask");

@@ -29,10 +29,11 @@ enum class Outcome : std::size_t {
 
 std::string_view outcome_name(Outcome o);
 
-// Prometheus-style buckets from 50 µs to 10 s (upper bounds, seconds), plus +Inf.
-inline constexpr std::array<double, 17> kLatencyBounds = {
-    0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
-    0.05,    0.1,    0.25,    0.5,    1.0,   2.5,    5.0,   10.0};
+// Prometheus-style buckets from 5 µs to 10 s (upper bounds, seconds), plus +Inf: a keep-alive
+// request on loopback takes tens of µs, so the low end needs buckets of its own.
+inline constexpr std::array<double, 20> kLatencyBounds = {
+    0.000005, 0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005,
+    0.01,     0.025,   0.05,     0.1,     0.25,   0.5,     1.0,    2.5,   5.0,    10.0};
 
 struct HistogramSnapshot {
   std::array<uint64_t, kLatencyBounds.size() + 1> buckets{};  // not cumulative; last is +Inf

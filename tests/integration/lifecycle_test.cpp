@@ -79,6 +79,30 @@ TEST(Lifecycle, DrainIsBoundedByTheDrainTimeout) {
   EXPECT_EQ(counter(r.err, "active"), 0) << r.err;
 }
 
+// A script's background job (`tcpd &`) starts with SIGINT and SIGQUIT ignored: tcpd still
+// drains on SIGINT and dumps core on SIGQUIT.
+TEST(Lifecycle, SignalsIgnoredByTheParentStillWork) {
+  const std::string cmd = std::string("trap '' INT QUIT; exec ") + TCPD_BIN +
+                          " --bind 127.0.0.1 --port 0 --quiet --drain-timeout-ms 500";
+  {
+    Process p({"/bin/sh", "-c", cmd});
+    ASSERT_TRUE(p.read_line(10s).has_value());  // listening on ...
+    p.signal(SIGINT);
+    auto r = p.wait(10s);
+    EXPECT_FALSE(r.timed_out);
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_NE(r.err.find("summary"), std::string::npos) << r.err;
+  }
+  {
+    Process p({"/bin/sh", "-c", cmd});
+    ASSERT_TRUE(p.read_line(10s).has_value());
+    p.signal(SIGQUIT);
+    auto r = p.wait(10s);
+    EXPECT_FALSE(r.timed_out);
+    EXPECT_EQ(r.signal, SIGQUIT) << r.err;
+  }
+}
+
 TEST(Lifecycle, SecondSignalExitsAtOnceNonZero) {
   Tcpd srv({"--quiet", "--workers", "1", "--delay-ms", "60000", "--drain-timeout-ms", "60000"});
   Client c = Client::connect(srv.port);
