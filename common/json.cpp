@@ -4,10 +4,6 @@
 
 namespace tcpd {
 
-void append_json_string(std::string& out, std::string_view s) {
-  out += json_string(s);
-}
-
 std::string json_string(std::string_view s) {
   return nlohmann::json(std::string(s))
       .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);

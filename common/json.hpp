@@ -8,7 +8,6 @@ namespace tcpd {
 // The one JSON string encoder of both binaries: quotes, backslashes and control characters
 // escaped, and bytes that are not UTF-8 replaced by U+FFFD, so that every line written is strict
 // UTF-8 JSON whatever a peer, a flag or an error message held.
-void append_json_string(std::string& out, std::string_view s);
 std::string json_string(std::string_view s);
 
 // True when `s` is well-formed UTF-8.

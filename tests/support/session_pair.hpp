@@ -8,8 +8,10 @@
 #include <atomic>
 #include <chrono>
 #include <cstdlib>
+#include <optional>
 
 #include "eventfd.hpp"
+#include "parked.hpp"
 #include "session.hpp"
 
 namespace testing_support {
@@ -37,6 +39,17 @@ inline SessionPair make_session_pair(tcpd::Clock::duration idle = std::chrono::s
   tcpd::Session s(tcpd::Fd(sv[0]), max_message, tcpd::Clock::now(),
                   std::chrono::duration_cast<tcpd::Millis>(idle));
   return {std::move(s), tcpd::Fd(sv[1])};
+}
+
+// Waits on `p` until it hands out a session or `limit` passes.
+inline std::optional<tcpd::Session> next_session(
+    tcpd::Parked& p, std::chrono::milliseconds limit = std::chrono::seconds(5)) {
+  const auto end = tcpd::Clock::now() + limit;
+  while (tcpd::Clock::now() < end) {
+    auto w = p.wait(20);
+    if (w.session) return std::move(w.session);
+  }
+  return std::nullopt;
 }
 
 }  // namespace testing_support

@@ -24,18 +24,10 @@ namespace {
 
 using Env = testing_support::SessionTestEnv;
 using testing_support::make_session_pair;
+using testing_support::next_session;
 
 void send_all(int fd, const std::string& data) {
   ASSERT_EQ(::send(fd, data.data(), data.size(), MSG_NOSIGNAL), static_cast<ssize_t>(data.size()));
-}
-
-std::optional<Session> next_session(Parked& p, std::chrono::milliseconds limit = 2s) {
-  const auto end = Clock::now() + limit;
-  while (Clock::now() < end) {
-    auto w = p.wait(20);
-    if (w.session) return std::move(w.session);
-  }
-  return std::nullopt;
 }
 
 // A session that has been answered once, then parked in `p` (registered there).

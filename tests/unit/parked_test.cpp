@@ -33,15 +33,7 @@ bool is_open(int fd) {
   return ::fcntl(fd, F_GETFD) != -1;
 }
 
-// Waits on `p` until it hands out a session or `limit` passes.
-std::optional<Session> next_session(Parked& p, std::chrono::milliseconds limit = 5s) {
-  const auto end = Clock::now() + limit;
-  while (Clock::now() < end) {
-    auto w = p.wait(50);
-    if (w.session) return std::move(w.session);
-  }
-  return std::nullopt;
-}
+using testing_support::next_session;
 
 // Runs `p`'s events and timer in this thread until at most `left` sessions are parked or
 // `limit` passes. Returns how long that took.
