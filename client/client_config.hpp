@@ -37,6 +37,11 @@ struct ClientConfig {
   double warmup_s = 0;                                // --warmup, excluded from every figure
   double ramp_up_s = 0;   // --ramp-up: connections start spread over this long
   double interval_s = 0;  // --interval: a line per interval, and "intervals" in the JSON
+  std::size_t size = 0;   // --size, 0 when not given
+  // --udp: datagrams instead of a connection.
+  bool udp = false;
+  unsigned retries = 0;    // --retries: single mode, datagrams sent again on no reply
+  std::size_t rcvbuf = 0;  // --rcvbuf: SO_RCVBUF of each UDP socket; 0: the system's
 
   [[nodiscard]] bool load_mode() const {
     return count > 1 || duration_s.has_value() || concurrency > 1 || threads > 0 || rate > 0 ||

@@ -15,6 +15,9 @@
 #include "report.hpp"
 #include "socket.hpp"
 #include "tcpc_cli.hpp"
+#include "udp_load.hpp"
+#include "udp_report.hpp"
+#include "udp_single.hpp"
 
 namespace {
 
@@ -180,6 +183,36 @@ int run_load_mode(ClientConfig cfg) {
   return r.failed() == 0 ? 0 : 1;
 }
 
+// --udp in load mode: the datagrams go to the first address the host resolves to.
+int run_udp_load_mode(const ClientConfig& cfg) {
+  install_stop_handlers();
+  if (auto error = tcpd::reserve_descriptors(cfg)) return fail_load(cfg, *error);
+  auto resolved = tcpd::resolve_udp(cfg);
+  if (auto* why = std::get_if<std::string>(&resolved)) return fail_load(cfg, *why);
+  const tcpd::Target target = std::get<std::vector<tcpd::Target>>(resolved).front();
+  const bool show_progress = !cfg.quiet && ::isatty(STDERR_FILENO) != 0;
+  auto tick = [&](const tcpd::Progress& p) {
+    if (!show_progress || p.seconds < 2.0) return;
+    std::fprintf(stderr, "tcpc: %.0f s: %llu sent, %llu received\n", p.seconds,
+                 static_cast<unsigned long long>(p.requests),
+                 static_cast<unsigned long long>(p.ok));
+  };
+  tcpd::UdpLoadResult r = tcpd::run_udp_load(cfg, target, tick, &g_stop);
+  r.interrupted = g_stop.load();
+  const std::string out =
+      cfg.json ? tcpd::udp_summary_json(cfg, r) : tcpd::udp_summary_text(cfg, r);
+  std::fputs(out.c_str(), stdout);
+  std::fflush(stdout);
+  std::fputs(tcpd::udp_warnings(cfg, r).c_str(), stderr);
+  if (!cfg.histogram_file.empty()) {
+    std::ofstream h(cfg.histogram_file);
+    h << tcpd::histogram_text(r.latency);
+    if (!h) return fail(fmt::format("cannot write --histogram {}", cfg.histogram_file));
+  }
+  if (const int sig = g_signal.load(); sig != 0) return 128 + sig;
+  return r.lost() == 0 && r.sent > 0 ? 0 : 1;
+}
+
 }  // namespace
 
 int main(int argc, char* argv[]) {
@@ -191,6 +224,7 @@ int main(int argc, char* argv[]) {
       return done->code;
     }
     const auto& cfg = std::get<ClientConfig>(parsed);
+    if (cfg.udp) return cfg.load_mode() ? run_udp_load_mode(cfg) : tcpd::run_udp_single(cfg);
     return cfg.load_mode() ? run_load_mode(cfg) : run_single(cfg);
   } catch (const std::exception& e) {
     // Out of memory or threads: say so in one line rather than abort.

@@ -2,6 +2,9 @@
 
 #include <CLI/CLI.hpp>
 
+#include <optional>
+#include <string>
+
 #include "value_checks.hpp"
 #include "version.hpp"
 
@@ -24,6 +27,18 @@ std::string error_text(const CLI::ParseError& e) {
     what = what.substr(0, what.find(':')) + ": needs a value";
   }
   return "tcpc: " + what + " (see tcpc --help)\n";
+}
+
+// What --udp cannot be combined with.
+std::optional<std::string> udp_conflicts(const ClientConfig& cfg, bool warmup) {
+  if (cfg.keepalive) return "--keepalive has no meaning with --udp";
+  if (!cfg.msg_file.empty()) return "--msg-file cannot be combined with --udp";
+  if (warmup || cfg.ramp_up_s > 0 || cfg.interval_s > 0) {
+    return "--warmup, --ramp-up and --interval are TCP load options, not for --udp";
+  }
+  if (cfg.size > 65507) return "--size: a UDP datagram holds at most 65507 bytes";
+  if (cfg.msg.size() > 65507) return "--msg: a UDP datagram holds at most 65507 bytes";
+  return std::nullopt;
 }
 
 }  // namespace
@@ -122,6 +137,24 @@ std::variant<ClientConfig, ClientCliExit> parse_client_cli(int argc, const char*
                  "load mode: a line per interval on stderr (rps, p50, p99, errors)")
       ->type_name("SECONDS")
       ->check(number(0.01, 3600));
+  auto* udp_opt = app.add_flag(
+      "--udp", cfg.udp,
+      "datagrams instead of a connection: --msg as one datagram, its reply printed; in load mode "
+      "tcpc's own datagrams (a sequence number and timestamps, padded to --size, default 64) "
+      "measure loss, duplicates, reordering, jitter and latency against an echo server");
+  long long retries = 0;
+  auto* retries_opt =
+      app.add_option("--retries", retries, "with --udp: datagrams sent again when none is answered")
+          ->type_name("N")
+          ->check(integer(0, 100));
+  long long rcvbuf = 0;
+  auto* rcvbuf_opt =
+      app.add_option("--rcvbuf", rcvbuf,
+                     "with --udp: SO_RCVBUF of each socket (capped by net.core.rmem_max)")
+          ->type_name("BYTES")
+          ->check(integer(1024, 1LL << 30));
+  retries_opt->needs(udp_opt);
+  rcvbuf_opt->needs(udp_opt);
   auto* warmup_opt = app.add_option("--warmup", cfg.warmup_s,
                                     "load mode: seconds run first and left out of every figure")
                          ->type_name("SECONDS")
@@ -150,6 +183,14 @@ std::variant<ClientConfig, ClientCliExit> parse_client_cli(int argc, const char*
     cfg.messages.push_back(std::move(m));
   }
   cfg.msg_file = msg_file;
+  cfg.size = size;
+  cfg.retries = static_cast<unsigned>(retries);
+  cfg.rcvbuf = static_cast<std::size_t>(rcvbuf);
+  if (cfg.udp) {
+    if (auto why = udp_conflicts(cfg, warmup_opt->count() > 0)) {
+      return ClientCliExit{2, "tcpc: " + *why + " (see tcpc --help)\n"};
+    }
+  }
   if (!percentiles.empty()) {
     cfg.percentiles.clear();
     std::size_t at = 0;

@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <memory>
 #include <optional>
+#include <stdexcept>
 #include <system_error>
 
 #include "log.hpp"
@@ -25,7 +26,13 @@ std::string status_line(const tcpd::Server& server) {
 
 int serve(tcpd::ServerConfig config) {
   const tcpd::Notifier notify;
-  config.listen_fd = tcpd::inherited_listener();
+  const tcpd::InheritedSockets inherited = tcpd::inherited_sockets();
+  config.listen_fd = inherited.tcp;
+  config.udp_fd = inherited.udp;
+  if (inherited.udp >= 0 && !config.udp) {
+    throw std::runtime_error(
+        "socket activation passed a UDP socket (ListenDatagram=); serve it with --udp");
+  }
   if (config.listen_fd >= 0 && config.address_given) {
     tcpd::log_at(tcpd::LogLevel::warn,
                  "socket activation: serving the inherited socket; --bind/--port are ignored");
@@ -33,8 +40,9 @@ int serve(tcpd::ServerConfig config) {
   tcpd::Server server(config);
   std::unique_ptr<tcpd::MetricsServer> metrics;
   if (!config.metrics.empty()) {
-    metrics = std::make_unique<tcpd::MetricsServer>(
-        config.metrics, [&server] { return render_metrics(server.stats(), server.gauges()); });
+    metrics = std::make_unique<tcpd::MetricsServer>(config.metrics, [&server] {
+      return render_metrics(server.stats(), server.gauges(), server.udp_stats());
+    });
   }
   // Every thread runs before the server is announced: a pool that cannot be completed is an
   // error here, not a server that listens and answers nobody.
@@ -46,17 +54,18 @@ int serve(tcpd::ServerConfig config) {
         server.stop();
       },
       [&server] {
-        tcpd::log_always("stats {} log_dropped={}", server.stats().format(), tcpd::log_dropped());
+        tcpd::log_always("stats {} log_dropped={}", server.counters(), tcpd::log_dropped());
       },
       notify.enabled() ? std::function<void()>([&] { notify.send(status_line(server)); })
                        : std::function<void()>());
   // Scripts read the port from this line, so it goes out before anything can block.
   fmt::print("listening on {}\n", server.address());
   std::fflush(stdout);
+  if (config.udp) tcpd::log_always("udp on {}", server.address());
   if (metrics) tcpd::log_always("metrics on http://{}/metrics", metrics->address());
   notify.send("READY=1\n" + status_line(server));
   server.run();
-  tcpd::log_always("summary {} log_dropped={}", server.stats().format(), tcpd::log_dropped());
+  tcpd::log_always("summary {} log_dropped={}", server.counters(), tcpd::log_dropped());
   return 0;
 }
 

@@ -153,9 +153,31 @@ void process(std::string& out) {
   metric(out, "process_max_fds", "gauge", "Maximum number of open file descriptors.", p.max_fds);
 }
 
+void datagrams(std::string& out, const UdpSnapshot& u) {
+  metric(out, "tcpd_udp_datagrams_received_total", "counter",
+         "UDP datagrams that reached tcpd's sockets (read, or dropped by the kernel for want of "
+         "buffer room): sent plus dropped.",
+         static_cast<double>(u.received));
+  metric(out, "tcpd_udp_datagrams_sent_total", "counter", "UDP replies sent to requests served.",
+         static_cast<double>(u.sent));
+  header(out, "tcpd_udp_datagrams_dropped_total", "counter",
+         "UDP datagrams not served, by reason (too_long ones get ERR too long).");
+  for (std::size_t i = 0; i < u.dropped.size(); ++i) {
+    fmt::format_to(Out(out), "tcpd_udp_datagrams_dropped_total{{reason=\"{}\"}} {}\n",
+                   udp_drop_name(static_cast<UdpDrop>(i)), u.dropped[i]);
+  }
+  metric(out, "tcpd_udp_bytes_received_total", "counter", "UDP payload bytes read.",
+         static_cast<double>(u.bytes_in));
+  metric(out, "tcpd_udp_bytes_sent_total", "counter", "UDP payload bytes sent in replies served.",
+         static_cast<double>(u.bytes_out));
+  histogram(out, "tcpd_udp_request_duration_seconds",
+            "From a batch of datagrams read to its replies sent.", u.request_duration);
+}
+
 }  // namespace
 
-std::string render_metrics(const StatsSnapshot& stats, const Gauges& g) {
+std::string render_metrics(const StatsSnapshot& stats, const Gauges& g,
+                           const std::optional<UdpSnapshot>& udp) {
   std::string out;
   out.reserve(8192);
   connections(out, stats);
@@ -164,6 +186,7 @@ std::string render_metrics(const StatsSnapshot& stats, const Gauges& g) {
             "From a request's first byte received to its reply written.", stats.request_duration);
   histogram(out, "tcpd_queue_wait_seconds",
             "From a connection or session queued to taken by a worker.", stats.queue_wait);
+  if (udp) datagrams(out, *udp);
   header(out, "tcpd_build_info", "gauge", "The running version.");
   fmt::format_to(Out(out), "tcpd_build_info{{version=\"{}\"}} 1\n", kVersion);
   process(out);

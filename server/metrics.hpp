@@ -1,9 +1,11 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 
 #include "stats.hpp"
+#include "udp_stats.hpp"
 
 namespace tcpd {
 
@@ -20,6 +22,8 @@ struct Gauges {
 
 // The Prometheus text exposition format (version 0.0.4) of everything tcpd counts, plus the
 // standard process_* metrics read from /proc.
-std::string render_metrics(const StatsSnapshot& stats, const Gauges& gauges);
+// With --udp, the datagrams' counters too.
+std::string render_metrics(const StatsSnapshot& stats, const Gauges& gauges,
+                           const std::optional<UdpSnapshot>& udp = std::nullopt);
 
 }  // namespace tcpd

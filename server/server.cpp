@@ -37,6 +37,18 @@ Gauges Server::gauges() const {
   g.log_dropped = log_dropped();
   return g;
 }
+std::optional<UdpSnapshot> Server::udp_stats() const {
+  if (!impl_->udp) return std::nullopt;
+  return impl_->udp->snapshot();
+}
+std::string Server::counters() const {
+  std::string line = stats().format();
+  if (auto u = udp_stats()) line += " " + u->format();
+  return line;
+}
+std::size_t Server::udp_sources_tracked() const {
+  return impl_->udp ? impl_->udp->sources_tracked() : 0;
+}
 void Server::start() {
   impl_->start();
 }
@@ -55,6 +67,7 @@ void Server::Impl::start() {
   // return, so that the error reaches main instead of a join that waits for ever.
   pool.start(
       config.workers, [this](unsigned i) { work(i); }, [this] { queue.finish(); });
+  if (udp) udp->start();
   started = true;
 }
 
@@ -79,6 +92,7 @@ void Server::Impl::drain() {
   const Clock::time_point deadline = Clock::now() + config.drain_timeout;
   drain_deadline.store(deadline.time_since_epoch().count(), std::memory_order_relaxed);
   draining.store(true, std::memory_order_release);
+  if (udp) udp->begin_drain(deadline);
   // Wakes workers blocked in a request's read or write, so that each re-cuts its wait to the
   // drain deadline. Parked sessions get their drain deadlines; answered idle ones close; those
   // with input waiting are handed out, and the leader is woken to take them.
@@ -102,6 +116,7 @@ void Server::Impl::drain() {
     log_at(LogLevel::warn, "drain: sessions still open at the deadline are closed");
   }
   stop_threads();
+  if (udp) udp->join();
   close_leftovers();
 }
 

@@ -3,12 +3,14 @@
 #include <atomic>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "fd.hpp"
 #include "metrics.hpp"
 #include "server_config.hpp"
 #include "stats.hpp"
+#include "udp_stats.hpp"
 
 namespace tcpd {
 
@@ -43,6 +45,11 @@ class Server {
   [[nodiscard]] StatsSnapshot stats() const;
   [[nodiscard]] std::size_t parked() const;  // sessions holding no worker now
   [[nodiscard]] Gauges gauges() const;
+  // With --udp: the datagrams' counters.
+  [[nodiscard]] std::optional<UdpSnapshot> udp_stats() const;
+  [[nodiscard]] std::size_t udp_sources_tracked() const;
+  // The counters as the stats and summary lines print them: TCP's, then UDP's with --udp.
+  [[nodiscard]] std::string counters() const;
 
  private:
   struct Impl;

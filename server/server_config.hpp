@@ -35,6 +35,12 @@ struct ServerConfig {
   bool address_given = false;  // --bind or --port was on the command line
   // A listening socket inherited from systemd (socket activation); -1: bind `bind`:`port`.
   int listen_fd = -1;
+  // --udp: datagrams too, on the TCP listener's address and port (or an inherited UDP socket).
+  bool udp = false;
+  int udp_fd = -1;                 // a UDP socket inherited from systemd (ListenDatagram=)
+  uint64_t udp_source_rate = 0;    // --udp-source-rate: replies/s to one source address; 0: no cap
+  bool udp_shared_socket = false;  // --udp-socket shared: one socket for every UDP thread
+  std::size_t udp_batch = 16;      // --udp-batch: datagrams per recvmmsg()
 };
 
 }  // namespace tcpd

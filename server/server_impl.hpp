@@ -19,6 +19,7 @@
 #include "session.hpp"
 #include "socket.hpp"
 #include "tuning.hpp"
+#include "udp_service.hpp"
 #include "work_queue.hpp"
 #include "worker_pool.hpp"
 
@@ -61,6 +62,7 @@ struct Server::Impl {
     parked.watch(queue.wake_fd(), kQueueWake, true);
     waiting_new.watch(listener.get(), kListener, false);
     waiting_new.watch(accept_wake.get(), kAcceptWake, false);
+    if (config.udp) udp = std::make_unique<UdpService>(config, listener.get());
   }
   ~Impl() { stop_threads(); }
 
@@ -129,6 +131,7 @@ struct Server::Impl {
   };
   std::unique_ptr<Busy[]> busy;
   WorkerPool pool;
+  std::unique_ptr<UdpService> udp;  // --udp
   Clock::time_point last_fd_warning{};
 };
 

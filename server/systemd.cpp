@@ -61,7 +61,27 @@ std::string unusable_listener(int fd) {
   return "is a TCP socket that is not listening";
 }
 
-int inherited_listener() {
+bool is_udp_socket(int fd) {
+  int domain = 0, type = 0;
+  socklen_t len = sizeof domain;
+  if (::getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &len) != 0) return false;
+  len = sizeof type;
+  ::getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len);
+  return (domain == AF_INET || domain == AF_INET6) && type == SOCK_DGRAM;
+}
+
+namespace {
+
+std::runtime_error activation_error(int fd, const std::string& problem) {
+  return std::runtime_error("socket activation: descriptor " + std::to_string(fd) + " " + problem +
+                            "; tcpd needs a listening TCP socket (ListenStream=PORT or "
+                            "ADDR:PORT, Accept=no) and, with --udp, a UDP socket "
+                            "(ListenDatagram=)");
+}
+
+}  // namespace
+
+InheritedSockets inherited_sockets() {
   const char* pid = std::getenv("LISTEN_PID");
   const char* fds = std::getenv("LISTEN_FDS");
   const bool ours = pid != nullptr && fds != nullptr && std::to_string(::getpid()) == pid;
@@ -69,20 +89,24 @@ int inherited_listener() {
   ::unsetenv("LISTEN_PID");
   ::unsetenv("LISTEN_FDS");
   ::unsetenv("LISTEN_FDNAMES");
-  if (!ours) return -1;
-  if (count != "1") {
+  InheritedSockets got;
+  if (!ours) return got;
+  if (count != "1" && count != "2") {
     throw std::system_error(EINVAL, std::generic_category(),
                             "socket activation passed " + count +
-                                " sockets; tcpd serves exactly one (ListenStream= once)");
+                                " sockets; tcpd serves one TCP listener (ListenStream=) and, "
+                                "with --udp, one UDP socket (ListenDatagram=)");
   }
   constexpr int kFirst = 3;  // SD_LISTEN_FDS_START
-  if (std::string problem = unusable_listener(kFirst); !problem.empty()) {
-    throw std::runtime_error("socket activation: descriptor 3 " + problem +
-                             "; tcpd needs a listening TCP socket (ListenStream=PORT or "
-                             "ADDR:PORT, Accept=no)");
+  for (int fd = kFirst; fd < kFirst + std::stoi(count); ++fd) {
+    const std::string problem = unusable_listener(fd);
+    int& slot = problem.empty() ? got.tcp : is_udp_socket(fd) ? got.udp : got.tcp;
+    if (!problem.empty() && !is_udp_socket(fd)) throw activation_error(fd, problem);
+    if (slot >= 0) throw activation_error(fd, "is a second socket of the same kind");
+    ::fcntl(fd, F_SETFD, FD_CLOEXEC);
+    slot = fd;
   }
-  ::fcntl(kFirst, F_SETFD, FD_CLOEXEC);
-  return kFirst;
+  return got;
 }
 
 }  // namespace tcpd

@@ -27,11 +27,17 @@ class Notifier {
   socklen_t len_ = 0;
 };
 
-// systemd's socket activation (sd_listen_fds(3)): the listening socket passed as descriptor 3
-// when $LISTEN_PID is this process and $LISTEN_FDS is 1; -1 when nothing was passed. The
-// variables are removed either way. Throws std::system_error when something was passed that
-// tcpd cannot use (more than one socket, or not a listening TCP socket).
-int inherited_listener();
+// systemd's socket activation (sd_listen_fds(3)): the sockets passed from descriptor 3 on when
+// $LISTEN_PID is this process: a listening TCP socket, a UDP socket (ListenDatagram=), or one of
+// each; -1 for what was not passed. The variables are removed either way. Throws when something
+// was passed that tcpd cannot use (more than two sockets, two of a kind, anything else).
+struct InheritedSockets {
+  int tcp = -1;
+  int udp = -1;
+};
+InheritedSockets inherited_sockets();
+
+bool is_udp_socket(int fd);
 
 // What makes `fd` unusable as tcpd's listener ("is a UDP socket (ListenDatagram=)"), or "" when
 // it is a listening TCP socket (IPv4 or IPv6).

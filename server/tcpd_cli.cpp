@@ -151,6 +151,27 @@ std::variant<ServerConfig, CliExit> parse_server_cli(int argc, const char* const
       ->check(host_port());
   app.add_flag("--reuseport", cfg.reuseport,
                "SO_REUSEPORT: several tcpd processes share the port (rolling restarts)");
+  long long udp_rate = 0;
+  long long udp_batch = static_cast<long long>(cfg.udp_batch);
+  std::string udp_socket = "reuseport";
+  app.add_flag("--udp", cfg.udp,
+               "also answer UDP datagrams on the same address and port: one datagram is one "
+               "request, the reply one datagram (off by default)");
+  app.add_option("--udp-source-rate", udp_rate,
+                 "with --udp: at most N replies a second to one source address (0: no limit); "
+                 "set it before exposing UDP beyond a trusted network")
+      ->type_name("N")
+      ->check(integer(0, 100000000))
+      ->capture_default_str();
+  app.add_option("--udp-socket", udp_socket,
+                 "with --udp: a socket per worker (an SO_REUSEPORT group) or one shared socket")
+      ->type_name("reuseport|shared")
+      ->check(CLI::IsMember({"reuseport", "shared"}).description(""))
+      ->capture_default_str();
+  app.add_option("--udp-batch", udp_batch, "with --udp: datagrams read per recvmmsg() (1-64)")
+      ->type_name("N")
+      ->check(integer(1, 64))
+      ->capture_default_str();
   app.footer(kSignalsAndExitCodes);
 
   try {
@@ -171,6 +192,9 @@ std::variant<ServerConfig, CliExit> parse_server_cli(int argc, const char* const
   cfg.io_timeout = Millis{io};
   cfg.drain_timeout = Millis{drain};
   cfg.oneshot_wait = Millis{oneshot};
+  cfg.udp_source_rate = static_cast<uint64_t>(udp_rate);
+  cfg.udp_batch = static_cast<std::size_t>(udp_batch);
+  cfg.udp_shared_socket = udp_socket == "shared";
   cfg.log_format = log_format == "json" ? LogFormat::json : LogFormat::text;
   cfg.log_level = quiet                  ? LogLevel::warn
                   : log_level == "error" ? LogLevel::error

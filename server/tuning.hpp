@@ -75,6 +75,16 @@ inline constexpr Millis kQuietAfter{1000};
 inline constexpr Millis kNoMemoryPause{10};
 inline constexpr Millis kNoSparePause{5};
 
+// --- UDP ---
+
+// The largest UDP payload (65,535 less the IPv4 and UDP headers): no datagram needs a bigger slot.
+inline constexpr std::size_t kUdpMaxPayload = 65507;
+// Source addresses --udp-source-rate remembers: 64 Ki of them take about 8 MiB.
+inline constexpr std::size_t kUdpSourcesTracked = std::size_t{64} * 1024;
+// How often a thread reading an inherited UDP socket (which is never shut down) looks for the
+// drain.
+inline constexpr Millis kUdpInheritedPoll{100};
+
 // --- the metrics endpoint ---
 
 // Each scrape's whole exchange, and its request's size: Prometheus's scrapes are small and fast.

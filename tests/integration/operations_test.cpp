@@ -365,14 +365,14 @@ TEST(Systemd, InheritedListenerIsServedAndNeverShutDown) {
 }
 
 TEST(Systemd, AnUnusableInheritedDescriptorIsNamedInOneLine) {
-  tcpd::Fd udp(::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+  tcpd::Fd unix_socket(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
   Spawn how;
-  how.listen_fd = udp.get();
+  how.listen_fd = unix_socket.get();
   Process p(Process::tcpd_argv({"--quiet"}), how);
   auto r = p.wait(10s);
   EXPECT_EQ(r.exit_code, 1) << r.err;
-  EXPECT_NE(r.err.find("descriptor 3 is a UDP socket (ListenDatagram=); tcpd needs a listening "
-                       "TCP socket"),
+  EXPECT_NE(r.err.find("descriptor 3 is a Unix-domain socket (ListenStream=/path); tcpd needs a "
+                       "listening TCP socket"),
             std::string::npos)
       << r.err;
   EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;

@@ -57,14 +57,15 @@ Process::Process(std::vector<std::string> argv, const Spawn& how) {
   args.push_back(nullptr);
   // The environment is built before fork: between fork and exec only async-signal-safe calls.
   std::vector<std::string> env_strings(how.env);
-  if (how.listen_fd >= 0) env_strings.emplace_back("LISTEN_FDS=1");
+  const int passed = (how.listen_fd >= 0 ? 1 : 0) + (how.udp_fd >= 0 ? 1 : 0);
+  if (passed > 0) env_strings.emplace_back("LISTEN_FDS=" + std::to_string(passed));
   std::vector<char*> envp;
   for (char** e = environ; *e != nullptr; ++e) {
     if (!overridden(*e, how.env)) envp.push_back(*e);
   }
   for (auto& e : env_strings) envp.push_back(e.data());
   char listen_pid[32] = "LISTEN_PID=";
-  if (how.listen_fd >= 0) envp.push_back(listen_pid);
+  if (passed > 0) envp.push_back(listen_pid);
   envp.push_back(nullptr);
   // fork+exec rather than posix_spawn: the child may need a lower RLIMIT_NOFILE first. Between
   // fork and exec only async-signal-safe calls: everything else was prepared above.
@@ -87,12 +88,13 @@ Process::Process(std::vector<std::string> argv, const Spawn& how) {
         ::_exit(126);
       }
     }
-    if (how.listen_fd >= 0) {
-      if (how.listen_fd != 3) {
-        ::dup2(how.listen_fd, 3);  // dup2 clears close-on-exec on the copy
-      } else {
-        ::fcntl(3, F_SETFD, 0);
-      }
+    if (passed > 0) {
+      // Copied out of the way first, so that placing one cannot overwrite the other.
+      int next = 3;
+      const int tcp = how.listen_fd >= 0 ? ::fcntl(how.listen_fd, F_DUPFD_CLOEXEC, 100) : -1;
+      const int udp = how.udp_fd >= 0 ? ::fcntl(how.udp_fd, F_DUPFD_CLOEXEC, 100) : -1;
+      if (tcp >= 0) ::dup2(tcp, next++);  // dup2 clears close-on-exec on the copy
+      if (udp >= 0) ::dup2(udp, next++);
       // LISTEN_PID is this child's pid, written without malloc.
       char digits[16];
       int n = 0;

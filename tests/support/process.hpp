@@ -31,6 +31,9 @@ struct Spawn {
   // >= 0: passed as descriptor 3 with LISTEN_FDS=1 and LISTEN_PID=<the child>, as systemd's
   // socket activation does. The caller keeps its own copy.
   int listen_fd = -1;
+  // >= 0: a second socket passed the same way, as descriptor 4 (3 without listen_fd), with
+  // LISTEN_FDS counting both: a .socket unit with ListenStream= and ListenDatagram=.
+  int udp_fd = -1;
 };
 
 class Process {

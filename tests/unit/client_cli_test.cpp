@@ -94,3 +94,26 @@ TEST(ClientCli, MaxReply) {
   ASSERT_TRUE(std::holds_alternative<ClientCliExit>(r));
   EXPECT_EQ(std::get<ClientCliExit>(r).code, 2);
 }
+
+TEST(ClientCli, UdpFlagsAndWhatTheyCannotBeCombinedWith) {
+  ClientConfig single = ok({"--udp", "--msg", "x", "--retries", "3"});
+  EXPECT_TRUE(single.udp);
+  EXPECT_EQ(single.retries, 3u);
+  EXPECT_FALSE(single.load_mode());
+  ClientConfig load =
+      ok({"--udp", "--rate", "1000", "--duration", "2", "--size", "200", "--rcvbuf", "1048576"});
+  EXPECT_TRUE(load.load_mode());
+  EXPECT_EQ(load.size, 200u);
+  EXPECT_EQ(load.rcvbuf, 1048576u);
+  auto refused = [](const std::vector<const char*>& args, const std::string& why) {
+    auto r = parse(args);
+    ASSERT_TRUE(std::holds_alternative<ClientCliExit>(r));
+    const auto& e = std::get<ClientCliExit>(r);
+    EXPECT_EQ(e.code, 2);
+    EXPECT_NE(e.text.find(why), std::string::npos) << e.text;
+  };
+  refused({"--retries", "1"}, "--retries requires --udp");
+  refused({"--udp", "--keepalive", "--count", "5"}, "--keepalive has no meaning with --udp");
+  refused({"--udp", "--duration", "1", "--interval", "0.5"}, "TCP load options");
+  refused({"--udp", "--size", "70000", "--count", "2"}, "at most 65507 bytes");
+}

@@ -1,0 +1,20 @@
+#pragma once
+
+#include <string>
+
+#include "client_config.hpp"
+#include "udp_load.hpp"
+
+namespace tcpd {
+
+// "udp open loop, 4 sockets, rate 1000/s: 3000 sent, 2998 received, 2 lost (0.07%), ..." and the
+// latency line.
+std::string udp_summary_text(const ClientConfig& cfg, const UdpLoadResult& r);
+// One JSON object on one line: mode "udp", sent, received, lost, duplicated, reordered,
+// loss_percent, jitter_us, the latency percentiles (null when nothing was measured), ...
+std::string udp_summary_json(const ClientConfig& cfg, const UdpLoadResult& r);
+// Lines on stderr when the figures need a caveat: tcpc's own sockets dropped replies (the loss
+// is not all the server's), nothing listens, sends failed, a --rate target missed.
+std::string udp_warnings(const ClientConfig& cfg, const UdpLoadResult& r);
+
+}  // namespace tcpd
