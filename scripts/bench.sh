@@ -18,6 +18,9 @@
 #            slow-loris clients and silent bursts, single runs (bench_loris.sh)
 #   metrics [REPS] [SECONDS]
 #            what --metrics and a scrape every 100 ms cost (bench_metrics.sh)
+#   udp paired|generator|allcores|memory
+#            UDP: tcpd --udp against udp_reflector at the same CPU budget, tcpc --udp against
+#            sockperf, both cores, memory over 10 million datagrams (bench_udp.sh)
 #   attack [--clients N] [SCENARIO...]
 #            the red-team scenarios, each with its probe and checks (attack.sh)
 #
@@ -25,12 +28,12 @@
 # docs/BENCHMARKS.md.
 set -euo pipefail
 here=$(dirname "$0")
-usage() { sed -n '2,26p' "$0"; }
+usage() { sed -n '2,29p' "$0"; }
 [[ $# -ge 1 ]] || { usage; exit 2; }
 cmd=$1
 shift
 case $cmd in
-  matrix | paired | serverbound | instructions | loris | metrics) exec bash "$here/bench_$cmd.sh" "$@" ;;
+  matrix | paired | serverbound | instructions | loris | metrics | udp) exec bash "$here/bench_$cmd.sh" "$@" ;;
   attack) exec bash "$here/attack.sh" "$@" ;;
   -h | --help | help) usage ;;
   *) echo "bench.sh: unknown subcommand '$cmd' (see scripts/bench.sh --help)" >&2; exit 2 ;;

@@ -39,8 +39,9 @@ struct ServerConfig {
   bool udp = false;
   int udp_fd = -1;                 // a UDP socket inherited from systemd (ListenDatagram=)
   uint64_t udp_source_rate = 0;    // --udp-source-rate: replies/s to one source address; 0: no cap
-  bool udp_shared_socket = false;  // --udp-socket shared: one socket for every UDP thread
-  std::size_t udp_batch = 16;      // --udp-batch: datagrams per recvmmsg()
+  bool udp_shared_socket = true;  // --udp-socket: one socket for every UDP thread, or a group
+  std::size_t udp_batch = 16;     // --udp-batch: datagrams per recvmmsg()
+  unsigned udp_workers = 0;       // --udp-workers: UDP threads; 0: see udp_threads()
 };
 
 }  // namespace tcpd

@@ -153,7 +153,8 @@ std::variant<ServerConfig, CliExit> parse_server_cli(int argc, const char* const
                "SO_REUSEPORT: several tcpd processes share the port (rolling restarts)");
   long long udp_rate = 0;
   long long udp_batch = static_cast<long long>(cfg.udp_batch);
-  std::string udp_socket = "reuseport";
+  std::string udp_socket = "shared";
+  int udp_workers = 0;
   app.add_flag("--udp", cfg.udp,
                "also answer UDP datagrams on the same address and port: one datagram is one "
                "request, the reply one datagram (off by default)");
@@ -164,10 +165,15 @@ std::variant<ServerConfig, CliExit> parse_server_cli(int argc, const char* const
       ->check(integer(0, 100000000))
       ->capture_default_str();
   app.add_option("--udp-socket", udp_socket,
-                 "with --udp: a socket per worker (an SO_REUSEPORT group) or one shared socket")
-      ->type_name("reuseport|shared")
+                 "with --udp: one socket all UDP threads read, or one each (an SO_REUSEPORT group)")
+      ->type_name("shared|reuseport")
       ->check(CLI::IsMember({"reuseport", "shared"}).description(""))
       ->capture_default_str();
+  app.add_option("--udp-workers", udp_workers,
+                 "with --udp: threads answering datagrams (default: one per CPU, at most "
+                 "--workers; --workers with --delay-ms)")
+      ->type_name("N")
+      ->check(integer(1, 4096));
   app.add_option("--udp-batch", udp_batch, "with --udp: datagrams read per recvmmsg() (1-64)")
       ->type_name("N")
       ->check(integer(1, 64))
@@ -195,6 +201,7 @@ std::variant<ServerConfig, CliExit> parse_server_cli(int argc, const char* const
   cfg.udp_source_rate = static_cast<uint64_t>(udp_rate);
   cfg.udp_batch = static_cast<std::size_t>(udp_batch);
   cfg.udp_shared_socket = udp_socket == "shared";
+  cfg.udp_workers = static_cast<unsigned>(udp_workers);
   cfg.log_format = log_format == "json" ? LogFormat::json : LogFormat::text;
   cfg.log_level = quiet                  ? LogLevel::warn
                   : log_level == "error" ? LogLevel::error

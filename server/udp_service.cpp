@@ -2,6 +2,7 @@
 
 #include <netinet/in.h>
 #include <poll.h>
+#include <sched.h>
 #include <sys/socket.h>
 
 #include <algorithm>
@@ -85,8 +86,23 @@ Bound bound_address(int fd) {
 
 }  // namespace
 
+unsigned udp_threads(const ServerConfig& cfg) {
+  if (cfg.udp_workers > 0) return cfg.udp_workers;
+  // A UDP thread never waits for a client, so past one per core more threads only add
+  // wake-ups; --delay-ms (simulated work that sleeps) is what wants them all.
+  if (cfg.delay.count() > 0) return cfg.workers;
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  const unsigned cpus =
+      ::sched_getaffinity(0, sizeof set, &set) == 0 ? static_cast<unsigned>(CPU_COUNT(&set)) : 1;
+  return std::clamp(cpus, 1U, cfg.workers);
+}
+
 UdpService::UdpService(const ServerConfig& cfg, int tcp_listener)
-    : cfg_(cfg), slots_(std::make_unique<UdpSlot[]>(cfg.workers)), wake_(make_eventfd()) {
+    : cfg_(cfg),
+      threads_(udp_threads(cfg)),
+      slots_(std::make_unique<UdpSlot[]>(threads_)),
+      wake_(make_eventfd()) {
   if (cfg.udp_source_rate > 0) {
     limiter_.emplace(static_cast<double>(cfg.udp_source_rate), kUdpSourcesTracked);
   }
@@ -104,7 +120,7 @@ UdpService::UdpService(const ServerConfig& cfg, int tcp_listener)
   address_ = local_address(tcp_listener);
   // Several sockets of one SO_REUSEPORT group; with --reuseport other processes may join it.
   const bool group = !cfg.udp_shared_socket;
-  const unsigned count = group ? cfg.workers : 1;
+  const unsigned count = group ? threads_ : 1;
   for (unsigned i = 0; i < count; ++i) {
     auto s = std::make_unique<Socket>();
     s->fd = open_udp(b.addr, b.len, b.v6only, group || cfg.reuseport, address_);
@@ -120,7 +136,7 @@ UdpService::~UdpService() {
 
 void UdpService::start() {
   pool_.start(
-      cfg_.workers, [this](unsigned i) { work(i); }, [this] { begin_drain(Clock::now()); });
+      threads_, [this](unsigned i) { work(i); }, [this] { begin_drain(Clock::now()); });
 }
 
 void UdpService::begin_drain(Clock::time_point deadline) {
@@ -211,7 +227,7 @@ void UdpService::answer(UdpBatch& batch, int n, Socket& sock, UdpSlot& slot) {
 
 UdpSnapshot UdpService::snapshot() const {
   UdpSnapshot s;
-  for (unsigned i = 0; i < cfg_.workers; ++i) {
+  for (unsigned i = 0; i < threads_; ++i) {
     const UdpSlot& slot = slots_[i];
     s.received += slot.read.load(std::memory_order_relaxed);
     s.sent += slot.sent.load(std::memory_order_relaxed);

@@ -19,11 +19,15 @@
 
 namespace tcpd {
 
+// The UDP threads: --udp-workers, or one per CPU tcpd may run on (at most --workers; all of
+// --workers with --delay-ms).
+unsigned udp_threads(const ServerConfig& cfg);
+
 // --udp: datagrams on the TCP listener's address and port. A fixed set of threads, each blocking
 // in recvmmsg(2) for a batch and answering it with one sendmmsg(2): one datagram is one request
-// and its reply one datagram. Each thread owns a socket of an SO_REUSEPORT group (the kernel
-// spreads sources over them), or all share one (an inherited socket, or --udp-socket shared);
-// docs/DESIGN.md has the measurement that chose.
+// and its reply one datagram. All threads share one socket, or (--udp-socket reuseport) each
+// owns a socket of an SO_REUSEPORT group that the kernel spreads sources over; docs/DESIGN.md
+// has the measurement that chose. An inherited socket is always shared.
 class UdpService {
  public:
   // Binds now, so that a port in use fails here: `tcp_listener`'s address and port, with its
@@ -42,6 +46,7 @@ class UdpService {
   [[nodiscard]] UdpSnapshot snapshot() const;
   [[nodiscard]] std::string address() const { return address_; }
   [[nodiscard]] std::size_t sources_tracked() const;
+  [[nodiscard]] unsigned threads() const { return threads_; }
 
  private:
   struct Socket {
@@ -56,6 +61,7 @@ class UdpService {
   void pause(Clock::time_point until) const;
 
   const ServerConfig& cfg_;
+  unsigned threads_;
   std::string address_;
   std::vector<std::unique_ptr<Socket>> sockets_;
   std::unique_ptr<UdpSlot[]> slots_;

@@ -210,6 +210,22 @@ TEST_F(Udp, DrainAnswersWhatWasReadAndTheCountersAddUp) {
   EXPECT_EQ(s.sent, 1u);
 }
 
+TEST_F(Udp, AReuseportGroupServesEverySourceAndDrainsAtOnce) {
+  cfg.udp_shared_socket = false;
+  cfg.udp_workers = 3;
+  cfg.mode = tcpd::Mode::echo;
+  InProcessServer srv(cfg);
+  std::vector<UdpPeer> clients;
+  for (int i = 0; i < 20; ++i) clients.push_back(client_of(srv.port()));
+  for (int i = 0; i < 20; ++i) ASSERT_TRUE(clients[i].send("c" + std::to_string(i)));
+  for (int i = 0; i < 20; ++i) EXPECT_EQ(clients[i].receive(5s), "c" + std::to_string(i));
+  settled(srv, 20);
+  // Every thread is blocked in recvmmsg(): the drain's shutdown() must wake all three.
+  const auto start = Clock::now();
+  srv.stop();
+  EXPECT_LT(Clock::now() - start, 2s);
+}
+
 TEST_F(Udp, ABusyUdpSideNeitherSlowsNorStopsTcp) {
   cfg.mode = tcpd::Mode::echo;
   InProcessServer srv(cfg);

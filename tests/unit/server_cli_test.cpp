@@ -169,13 +169,15 @@ TEST(ServerCli, UdpFlags) {
   ServerConfig off = ok({});
   EXPECT_FALSE(off.udp);
   EXPECT_EQ(off.udp_source_rate, 0u);
-  EXPECT_FALSE(off.udp_shared_socket);
+  EXPECT_TRUE(off.udp_shared_socket);
   EXPECT_EQ(off.udp_batch, 16u);
-  ServerConfig on =
-      ok({"--udp", "--udp-source-rate", "100", "--udp-socket", "shared", "--udp-batch", "32"});
+  EXPECT_EQ(off.udp_workers, 0u);
+  ServerConfig on = ok({"--udp", "--udp-source-rate", "100", "--udp-socket", "reuseport",
+                        "--udp-batch", "32", "--udp-workers", "3"});
   EXPECT_TRUE(on.udp);
   EXPECT_EQ(on.udp_source_rate, 100u);
-  EXPECT_TRUE(on.udp_shared_socket);
+  EXPECT_FALSE(on.udp_shared_socket);
+  EXPECT_EQ(on.udp_workers, 3u);
   EXPECT_EQ(on.udp_batch, 32u);
   EXPECT_EQ(bad({"--udp-batch", "0"}).code, 2);
   EXPECT_EQ(bad({"--udp-batch", "65"}).code, 2);
