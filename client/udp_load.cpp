@@ -85,6 +85,8 @@ class UdpLoop {
   [[nodiscard]] bool sends_done(Clock::time_point now) const;
   // Sends what is due; returns when the next send is due (max: nothing left to send now).
   Clock::time_point send_due(Clock::time_point now);
+  Clock::time_point send_due_open(Clock::time_point now);
+  void send_burst(std::size_t n, Clock::time_point now);
   void send(Flow& f, Clock::time_point due, Clock::time_point now);
   void receive(Flow& f);
   void reply(Flow& f, std::string_view data, int64_t now_ns);
@@ -115,6 +117,11 @@ class UdpLoop {
   std::deque<Timeout> timeouts_;
   std::vector<char> bytes_;
   std::vector<char> control_;
+  // A burst's datagrams (padding written once), and their due times.
+  std::vector<char> burst_;
+  std::array<iovec, kSendBurst> iovs_{};
+  std::array<mmsghdr, kSendBurst> msgs_{};
+  std::array<Clock::time_point, kSendBurst> dues_{};
 };
 
 UdpLoop::UdpLoop(Shared& run, unsigned index)
@@ -122,6 +129,10 @@ UdpLoop::UdpLoop(Shared& run, unsigned index)
   const std::size_t size = udp_datagram_size(run.cfg);
   datagram_.resize(size);
   for (std::size_t i = 0; i < size; ++i) datagram_[i] = static_cast<char>('a' + i % 26);
+  burst_.resize(kSendBurst * size);
+  for (std::size_t k = 0; k < kSendBurst; ++k) {
+    std::memcpy(burst_.data() + k * size, datagram_.data(), size);
+  }
   bytes_.resize(kRecvBatch * slot());
   control_.resize(kRecvBatch * kControl);
   if (!open_loop_ && !run.cfg.duration_s) quota_ = share_of(index, run.threads, run.cfg.count);
@@ -190,24 +201,66 @@ void UdpLoop::send(Flow& f, Clock::time_point due, Clock::time_point now) {
 
 Clock::time_point UdpLoop::send_due(Clock::time_point now) {
   if (sends_done(now)) return Clock::time_point::max();
-  if (open_loop_) {
-    for (uint64_t burst = 0; burst < kSendBurst; ++burst) {
-      const uint64_t ticket = Schedule::ticket_of(index_, run_.threads, tickets_);
-      if (!run_.schedule.scheduled(ticket)) return Clock::time_point::max();
-      const Clock::time_point due = run_.schedule.due(ticket);
-      if (due > now) return due;
-      send(flows_[tickets_ % flows_.size()], due, now);
-      ++tickets_;
-      now = Clock::now();
-      if (now >= run_.sends_end || run_.stopped()) return Clock::time_point::max();
-    }
-    return now;  // behind: read, then send on
-  }
+  if (open_loop_) return send_due_open(now);
   for (Flow& f : flows_) {
     if (f.waiting || sends_done(now)) continue;
     send(f, now, now);
   }
   return Clock::time_point::max();
+}
+
+// Open loop: what is due leaves now, a burst at most; when more than one is due (behind
+// schedule, or a rate above what one wake-up per datagram sustains), each socket's share of them
+// leaves in one sendmmsg().
+Clock::time_point UdpLoop::send_due_open(Clock::time_point now) {
+  std::size_t n = 0;
+  Clock::time_point next = Clock::time_point::max();
+  while (n < kSendBurst) {
+    const uint64_t ticket = Schedule::ticket_of(index_, run_.threads, tickets_ + n);
+    if (!run_.schedule.scheduled(ticket)) break;
+    const Clock::time_point due = run_.schedule.due(ticket);
+    if (due > now) {
+      next = due;
+      break;
+    }
+    dues_[n++] = due;
+  }
+  if (n == 1) send(flows_[tickets_ % flows_.size()], dues_[0], now);
+  if (n > 1) send_burst(n, now);
+  tickets_ += n;
+  return n == kSendBurst ? now : next;  // a whole burst: read, then send on
+}
+
+void UdpLoop::send_burst(std::size_t n, Clock::time_point now) {
+  const std::size_t flows = flows_.size();
+  const std::size_t size = datagram_.size();
+  for (std::size_t first = 0; first < std::min(n, flows); ++first) {
+    Flow& f = flows_[(tickets_ + first) % flows];
+    std::size_t m = 0;
+    for (std::size_t j = first; j < n; j += flows, ++m) {
+      char* d = burst_.data() + m * size;
+      UdpStamp{f.id, f.next_seq + m, ns_of(dues_[j]), ns_of(now)}.write(d);
+      iovs_[m] = {d, size};
+      msgs_[m] = {};
+      msgs_[m].msg_hdr.msg_iov = &iovs_[m];
+      msgs_[m].msg_hdr.msg_iovlen = 1;
+    }
+    f.next_seq += m;  // a datagram that could not be sent leaves a gap, never a second use
+    std::size_t done = 0;
+    while (done < m) {
+      const int r = ::sendmmsg(f.fd.get(), msgs_.data() + done, static_cast<unsigned>(m - done), 0);
+      if (r > 0) {
+        done += static_cast<std::size_t>(r);
+        result.sent += static_cast<uint64_t>(r);
+        run_.sent.fetch_add(static_cast<uint64_t>(r), std::memory_order_relaxed);
+        continue;
+      }
+      if (errno == EINTR) continue;
+      ++(errno == ECONNREFUSED ? result.refused : result.send_errors);
+      ++done;  // sendmmsg() reports only the first failure: skip that one
+    }
+  }
+  last_event = now;
 }
 
 void UdpLoop::reply(Flow& f, std::string_view data, int64_t now_ns) {
