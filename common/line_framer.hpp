@@ -33,6 +33,12 @@ class LineFramer {
   [[nodiscard]] std::size_t capacity() const { return cap_; }
   // Drops the pending bytes (they were answered some other way); the buffer stays.
   void clear() { begin_ = scanned_ = end_ = 0; }
+  // Drops the first `n` pending bytes (a PROXY header read from the front of the stream).
+  void consume(std::size_t n) {
+    begin_ += n;
+    scanned_ = begin_;
+    if (begin_ == end_) clear();
+  }
   void release_if_empty();
 
   // A receive buffer that outlives the framers it serves: a worker's, lent to each session it

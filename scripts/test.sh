@@ -58,6 +58,16 @@ if [[ $quick -eq 0 ]]; then
     failed+=(fuzz)
   fi
   rm -rf "$corpus"
+  step "fuzz: PROXY protocol header, ${FUZZ_SECONDS}s"
+  corpus=$(mktemp -d)
+  printf 'PROXY TCP4 192.0.2.1 192.0.2.2 1234 80\r\nhello\n' >"$corpus/v1"
+  printf 'PROXY UNKNOWN\r\n' >"$corpus/v1-unknown"
+  printf '\r\n\r\n\0\r\nQUIT\n\x21\x11\x00\x0c\xc0\x00\x02\x01\xc0\x00\x02\x02\x04\xd2\x00\x50' >"$corpus/v2"
+  printf '\r\n\r\n\0\r\nQUIT\n\x20\x00\x00\x00' >"$corpus/v2-local"
+  if ! build/fuzz/bin/fuzz_proxy_header -max_total_time="$FUZZ_SECONDS" -print_final_stats=1 "$corpus" 2>&1 | tail -n 5; then
+    failed+=(fuzz)
+  fi
+  rm -rf "$corpus"
 
   step "stress: scripts/stress.sh (small)"
   if ! scripts/stress.sh --procs 8 --requests 200 --load 2000 --workers 4; then

@@ -132,11 +132,34 @@ Session Server::Impl::new_session(Accepted& a) {
   return s;
 }
 
+bool Server::Impl::screen(Session& s) {
+  if (config.proxy_protocol) {
+    if (!admission.trusted_proxy(s.peer)) {
+      s.refusal = "may not send a PROXY header (--proxy-from)";
+      finish(s, Outcome::denied, env);
+      return false;
+    }
+    s.awaiting_proxy = true;
+    s.idle_deadline = s.accepted + config.proxy_timeout;
+    return true;
+  }
+  switch (admission.admit(s)) {
+    case Admission::Verdict::ok: return true;
+    case Admission::Verdict::denied:
+      s.refusal = "--allow/--deny";
+      finish(s, Outcome::denied, env);
+      return false;
+    case Admission::Verdict::limited: parked.reject(s, Outcome::limited); return false;
+  }
+  return true;
+}
+
 void Server::Impl::admit(Accepted a, bool batch) {
   stats.accepted();
   if (log_enabled(LogLevel::debug)) log_at(LogLevel::debug, "{} accepted", a.peer.str());
   try {
     Session s = new_session(a);
+    if (!screen(s)) return;
     if (batch ? queue.try_push_held(s) : queue.try_push(s)) return;
     // The queue bounds work waiting for a worker, not connections waiting for their first
     // byte: a burst of silent connections waits here, and its first bytes meet the bound.
@@ -210,6 +233,7 @@ void Server::Impl::accept_backlog() {
     if (a.status != Accept::accepted) continue;
     stats.accepted();
     Session s = new_session(a);
+    if (!screen(s)) continue;
     hand_on(s);  // always taken: the drain serves it, bounded by the listen backlog
   }
   listener.reset();

@@ -134,6 +134,10 @@ void gauges(std::string& out, const Gauges& g) {
   metric(out, "tcpd_workers", "gauge", "Worker threads.", static_cast<double>(g.workers));
   metric(out, "tcpd_workers_busy", "gauge", "Worker threads serving sessions now.",
          static_cast<double>(g.workers_busy));
+  metric(out, "tcpd_clients_tracked", "gauge",
+         "Client addresses (IPv6: /64s) with open connections counted against "
+         "--max-conns-per-client.",
+         static_cast<double>(g.clients_tracked));
   metric(out, "tcpd_log_lines_dropped_total", "counter",
          "Log lines dropped because the log sink was not keeping up.",
          static_cast<double>(g.log_dropped));

@@ -18,6 +18,7 @@ struct Gauges {
   uint64_t workers = 0;
   uint64_t workers_busy = 0;  // serving sessions now
   uint64_t log_dropped = 0;
+  uint64_t clients_tracked = 0;  // clients with connections counted by --max-conns-per-client
 };
 
 // The Prometheus text exposition format (version 0.0.4) of everything tcpd counts, plus the

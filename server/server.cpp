@@ -35,6 +35,7 @@ Gauges Server::gauges() const {
     g.workers_busy += impl_->busy[i].now.load(std::memory_order_relaxed) ? 1 : 0;
   }
   g.log_dropped = log_dropped();
+  g.clients_tracked = impl_->admission.tracked();
   return g;
 }
 std::optional<UdpSnapshot> Server::udp_stats() const {

@@ -2,8 +2,10 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <string>
 
+#include "cidr.hpp"
 #include "clock.hpp"
 #include "log.hpp"
 
@@ -37,11 +39,18 @@ struct ServerConfig {
   int listen_fd = -1;
   // --udp: datagrams too, on the TCP listener's address and port (or an inherited UDP socket).
   bool udp = false;
-  int udp_fd = -1;                 // a UDP socket inherited from systemd (ListenDatagram=)
-  uint64_t udp_source_rate = 0;    // --udp-source-rate: replies/s to one source address; 0: no cap
+  int udp_fd = -1;                // a UDP socket inherited from systemd (ListenDatagram=)
+  uint64_t udp_source_rate = 0;   // --udp-source-rate: replies/s to one source address; 0: no cap
   bool udp_shared_socket = true;  // --udp-socket: one socket for every UDP thread, or a group
   std::size_t udp_batch = 16;     // --udp-batch: datagrams per recvmmsg()
   unsigned udp_workers = 0;       // --udp-workers: UDP threads; 0: see udp_threads()
+  // --proxy-protocol: every connection begins with a PROXY header from a --proxy-from address.
+  bool proxy_protocol = false;
+  Millis proxy_timeout{3000};
+  std::shared_ptr<const CidrSet> proxy_from;  // null: loopback only
+  std::shared_ptr<const CidrSet> allow;       // null or empty: everyone not denied
+  std::shared_ptr<const CidrSet> deny;
+  unsigned max_conns_per_client = 0;  // 0: no limit
 };
 
 }  // namespace tcpd

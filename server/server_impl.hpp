@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "admission.hpp"
 #include "fd.hpp"
 #include "parked.hpp"
 #include "server.hpp"
@@ -54,7 +55,8 @@ struct Server::Impl {
         stats(config.workers),
         queue(config.queue),
         stop_fd(make_eventfd()),
-        env{config, stats, stats.shared(), stop_fd.get(), draining, drain_deadline},
+        admission(config),
+        env{config, stats, stats.shared(), stop_fd.get(), draining, drain_deadline, &admission},
         parked(env, true, true),
         waiting_new(env, false, false),
         spare(open_spare()),
@@ -77,6 +79,9 @@ struct Server::Impl {
   // batch: the wake-up for it waits for the acceptor's WorkQueue::wake_held().
   void admit(Accepted a, bool batch = false);
   void queue_or_reject(Session& s);
+  // The rules a connection meets at accept: --proxy-from with --proxy-protocol (the rest wait for
+  // its header), else --allow/--deny and --max-conns-per-client. False when it was turned away.
+  bool screen(Session& s);
   // Hands a session read already (or with more input waiting) to the next free worker, outside
   // the queue's bound.
   void hand_on(Session& s);
@@ -116,6 +121,7 @@ struct Server::Impl {
   std::atomic<bool> draining{false};
   std::atomic<Clock::rep> drain_deadline{0};
   std::atomic<bool> stopping{false};
+  Admission admission;
   SessionEnv env;
   // Sessions waiting for their client's bytes, and closing connections: the workers wait on it.
   Parked parked;

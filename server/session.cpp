@@ -9,7 +9,9 @@
 #include <optional>
 #include <utility>
 
+#include "admission.hpp"
 #include "log.hpp"
+#include "proxy_header.hpp"
 #include "replies.hpp"
 #include "socket.hpp"
 
@@ -35,12 +37,14 @@ Outcome drained(const Session& s) {
 }
 
 Outcome expired_outcome(const Session& s, bool draining) {
+  if (s.awaiting_proxy) return draining ? Outcome::shutdown : Outcome::bad_header;
   const bool between = s.framer.empty() && !s.unsent;
   if (draining) return between ? drained(s) : Outcome::shutdown;
   return between ? Outcome::idle_timeout : Outcome::io_timeout;
 }
 
 ParkDeadline park_deadline(const Session& s) {
+  if (s.awaiting_proxy) return {s.idle_deadline};  // the header's deadline
   if (s.unsent) return {s.unsent->deadline};
   if (s.framer.empty()) return {s.idle_deadline};
   if (s.oneshot_due < s.request_deadline) return {s.oneshot_due, true};
@@ -121,8 +125,18 @@ IoResult receive(Session& s, Clock::time_point deadline, int wake_fd, const Sess
 
 }  // namespace
 
-void finish(const Session& s, Outcome outcome, const SessionEnv& env) {
+void finish(Session& s, Outcome outcome, const SessionEnv& env) {
   env.stats.ended(outcome);
+  if (env.admission != nullptr) {
+    env.admission->release(s);
+    // Refusals are logged apart, at most a line a second each: a flood of them must not be
+    // a flood of log lines.
+    if (outcome == Outcome::bad_header || outcome == Outcome::denied ||
+        outcome == Outcome::limited) {
+      env.admission->log_refusal(outcome, s.peer, s.refusal);
+      return;
+    }
+  }
   if (env.config.log_level < LogLevel::info) return;
   const std::string peer = s.peer.str();
   log_connection({peer, outcome_name(outcome), s.replies, s.bytes_in, s.bytes_out,
@@ -264,6 +278,48 @@ std::optional<Verdict> next_request(Session& s, const SessionEnv& env, bool answ
   }
 }
 
+// The PROXY header's source becomes the client's address, and the rules are applied to it.
+std::optional<Verdict> header_read(Session& s, const ProxyHeader& h, const SessionEnv& env) {
+  s.framer.consume(h.length);
+  s.awaiting_proxy = false;
+  s.idle_deadline = Clock::now() + env.config.idle_timeout;
+  s.request_deadline = Clock::time_point::max();
+  if (!s.framer.empty()) request_begins(s, env);
+  if (h.has_source) s.peer = h.source;
+  if (env.admission == nullptr) return std::nullopt;
+  switch (env.admission->admit(s)) {
+    case Admission::Verdict::ok: return std::nullopt;
+    case Admission::Verdict::denied: return close_with(Outcome::denied);
+    case Admission::Verdict::limited:
+      if (send_now(s.fd.get(), kErrBusy)) {
+        s.bytes_out += kErrBusy.size();
+        env.rec.sent(kErrBusy.size());
+      }
+      return close_with(Outcome::limited, true);
+  }
+  return std::nullopt;
+}
+
+// --proxy-protocol: nothing else is read until the whole header is here. Bytes that cannot begin
+// a header, a malformed one, or none complete by --proxy-timeout-ms: closed, no reply.
+std::optional<Verdict> read_proxy_header(Session& s, const SessionEnv& env) {
+  for (;;) {
+    const ProxyHeader h = parse_proxy_header(s.framer.pending());
+    if (h.status == ProxyHeader::Status::done) return header_read(s, h, env);
+    if (h.status == ProxyHeader::Status::bad) {
+      s.refusal = h.why;
+      return close_with(Outcome::bad_header);
+    }
+    const auto deadline = is_draining(env) ? capped(s.idle_deadline, env) : kNoWait;
+    IoResult r = receive(s, deadline, -1, env);
+    if (r.status == IoStatus::ok) continue;
+    if (r.status != IoStatus::timed_out) return close_with(Outcome::bad_header);
+    if (Clock::now() >= s.idle_deadline) return close_with(Outcome::bad_header);
+    if (is_draining(env)) return close_with(Outcome::shutdown);
+    return Verdict{Verdict::Kind::park};
+  }
+}
+
 }  // namespace
 
 void read_ahead(Session& s, LineFramer::Buffer& buffer, const SessionEnv& env) {
@@ -283,6 +339,9 @@ Verdict serve(Session& s, const SessionEnv& env, std::string& out) {
   // A session that waited for room to write may have been sent more meanwhile, and the event for
   // those bytes was spent on a turn that could only try the write: read before parking it.
   const bool was_blocked = s.unsent != nullptr;
+  if (s.awaiting_proxy) {
+    if (auto v = read_proxy_header(s, env)) return *v;
+  }
   if (auto v = send_unsent(s, env)) return *v;
   for (;;) {
     if (auto v = answer_ready(s, env, out, answered_this_turn)) return *v;

@@ -60,6 +60,11 @@ struct Session {
   // The event that handed it out said the peer has closed its side (EPOLLRDHUP/HUP): read to the
   // end before parking, since no further event comes for that end.
   bool hup_seen = false;
+  // --proxy-protocol: its PROXY header has not been read yet.
+  bool awaiting_proxy = false;
+  // Holds a place under --max-conns-per-client, given back when it ends (Admission).
+  bool client_counted = false;
+  std::string_view refusal;  // why it was turned away, for the log (a string literal)
 
   // The last read filled all it asked for: more may wait in the socket, and edge-triggered
   // registration (Parked) sends no new event for bytes that were there before that read.
@@ -98,6 +103,7 @@ struct SessionEnv {
   int stop_fd;   // readable once the drain has begun
   const std::atomic<bool>& draining;
   const std::atomic<Clock::rep>& drain_deadline;  // time_since_epoch, valid once draining
+  class Admission* admission = nullptr;           // who may be served; null: everyone
 };
 
 // What a worker reuses from one session to the next: its reply buffer, and its receive buffer,
@@ -140,6 +146,7 @@ struct ParkDeadline {
 ParkDeadline park_deadline(const Session& s);
 
 // Counts the outcome and logs the connection's one info line.
-void finish(const Session& s, Outcome outcome, const SessionEnv& env);
+// Gives back its place under --max-conns-per-client.
+void finish(Session& s, Outcome outcome, const SessionEnv& env);
 
 }  // namespace tcpd

@@ -17,6 +17,9 @@ std::string_view outcome_name(Outcome o) {
     case Outcome::reset: return "reset";
     case Outcome::shutdown: return "shutdown";
     case Outcome::error: return "error";
+    case Outcome::bad_header: return "bad_header";
+    case Outcome::denied: return "denied";
+    case Outcome::limited: return "limited";
     case Outcome::count_: break;
   }
   return "?";

@@ -24,6 +24,9 @@ enum class Outcome : std::size_t {
   reset,         // the peer reset the connection mid-request or before any reply
   shutdown,      // closed by the drain before any reply, or cut off by the drain deadline
   error,         // any other I/O error
+  bad_header,    // --proxy-protocol: no valid PROXY header in time
+  denied,        // --allow/--deny, or a PROXY header from outside --proxy-from: closed, no reply
+  limited,       // "ERR busy": over --max-conns-per-client
   count_
 };
 

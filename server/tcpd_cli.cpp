@@ -40,6 +40,21 @@ CLI::Validator host_port() {
           ""};
 }
 
+// CIDR[,CIDR...]: "10.0.0.0/33: the prefix length must be 0 to 32".
+CLI::Validator cidr_list() {
+  return {[](std::string& v) {
+            CidrSet probe;
+            return probe.add_list(v);
+          },
+          ""};
+}
+
+std::shared_ptr<const CidrSet> cidr_set(const std::vector<std::string>& lists) {
+  auto set = std::make_shared<CidrSet>();
+  for (const auto& l : lists) set->add_list(l);  // checked already by cidr_list()
+  return set;
+}
+
 // CLI11's "--port: 1 required N missing" as a person would say it.
 std::string error_text(const CLI::ParseError& e) {
   std::string what = e.what();
@@ -178,6 +193,36 @@ std::variant<ServerConfig, CliExit> parse_server_cli(int argc, const char* const
       ->type_name("N")
       ->check(integer(1, 64))
       ->capture_default_str();
+  long long proxy_timeout = cfg.proxy_timeout.count();
+  std::vector<std::string> proxy_from, allow, deny;
+  int per_client = 0;
+  app.add_flag("--proxy-protocol", cfg.proxy_protocol,
+               "every connection must begin with a PROXY protocol header (v1 or v2) from a "
+               "--proxy-from address; the header's client is the one logged and limited");
+  app.add_option("--proxy-timeout-ms", proxy_timeout,
+                 "with --proxy-protocol: the whole header must arrive within this")
+      ->type_name("MS")
+      ->check(integer(1, 600000))
+      ->capture_default_str();
+  app.add_option("--proxy-from", proxy_from,
+                 "with --proxy-protocol: who may send the header (repeatable; default loopback: "
+                 "127.0.0.0/8,::1/128)")
+      ->type_name("CIDR[,CIDR...]")
+      ->check(cidr_list());
+  app.add_option("--allow", allow,
+                 "serve only clients in these networks (repeatable; --deny wins; IPv4 rules "
+                 "match IPv4-mapped IPv6 peers)")
+      ->type_name("CIDR[,CIDR...]")
+      ->check(cidr_list());
+  app.add_option("--deny", deny, "never serve clients in these networks (repeatable)")
+      ->type_name("CIDR[,CIDR...]")
+      ->check(cidr_list());
+  app.add_option("--max-conns-per-client", per_client,
+                 "open connections one client address may hold (an IPv6 client is its /64); "
+                 "the next gets ERR busy (0: no limit)")
+      ->type_name("N")
+      ->check(integer(0, 1000000))
+      ->capture_default_str();
   app.footer(kSignalsAndExitCodes);
 
   try {
@@ -202,6 +247,12 @@ std::variant<ServerConfig, CliExit> parse_server_cli(int argc, const char* const
   cfg.udp_batch = static_cast<std::size_t>(udp_batch);
   cfg.udp_shared_socket = udp_socket == "shared";
   cfg.udp_workers = static_cast<unsigned>(udp_workers);
+  cfg.proxy_timeout = Millis{proxy_timeout};
+  cfg.proxy_from =
+      cidr_set(proxy_from.empty() ? std::vector<std::string>{"127.0.0.0/8,::1/128"} : proxy_from);
+  if (!allow.empty()) cfg.allow = cidr_set(allow);
+  if (!deny.empty()) cfg.deny = cidr_set(deny);
+  cfg.max_conns_per_client = static_cast<unsigned>(per_client);
   cfg.log_format = log_format == "json" ? LogFormat::json : LogFormat::text;
   cfg.log_level = quiet                  ? LogLevel::warn
                   : log_level == "error" ? LogLevel::error

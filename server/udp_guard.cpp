@@ -1,8 +1,6 @@
 #include "udp_guard.hpp"
 
 #include <algorithm>
-#include <cstring>
-#include <string_view>
 
 namespace tcpd {
 
@@ -15,29 +13,6 @@ bool reflection_port(uint16_t port) {
   return std::find(kPorts.begin(), kPorts.end(), port) != kPorts.end();
 }
 
-SourceKey source_key(const sockaddr* sa) {
-  SourceKey k{};
-  if (sa->sa_family == AF_INET6) {
-    std::memcpy(k.data(), &reinterpret_cast<const sockaddr_in6*>(sa)->sin6_addr, 16);
-  } else if (sa->sa_family == AF_INET) {
-    k[10] = 0xff;
-    k[11] = 0xff;
-    std::memcpy(k.data() + 12, &reinterpret_cast<const sockaddr_in*>(sa)->sin_addr, 4);
-  }
-  return k;
-}
-
-namespace {
-
-struct KeyHash {
-  std::size_t operator()(const SourceKey& k) const noexcept {
-    return std::hash<std::string_view>{}(
-        std::string_view(reinterpret_cast<const char*>(k.data()), k.size()));
-  }
-};
-
-}  // namespace
-
 struct SourceRateLimiter::Shard {
   struct Bucket {
     SourceKey key;
@@ -47,7 +22,7 @@ struct SourceRateLimiter::Shard {
   std::mutex mutex;
   std::size_t capacity = 0;
   std::list<Bucket> recent;  // most recently seen first
-  std::unordered_map<SourceKey, std::list<Bucket>::iterator, KeyHash> index;
+  std::unordered_map<SourceKey, std::list<Bucket>::iterator, IpKeyHash> index;
 };
 
 SourceRateLimiter::SourceRateLimiter(double rate, std::size_t capacity)
@@ -60,7 +35,7 @@ SourceRateLimiter::SourceRateLimiter(double rate, std::size_t capacity)
 SourceRateLimiter::~SourceRateLimiter() = default;
 
 bool SourceRateLimiter::allow(const SourceKey& key, Clock::time_point now) {
-  Shard& shard = shards_[KeyHash{}(key) % kShards];
+  Shard& shard = shards_[IpKeyHash{}(key) % kShards];
   const std::lock_guard lock(shard.mutex);
   auto found = shard.index.find(key);
   if (found == shard.index.end()) {

@@ -11,6 +11,7 @@
 #include <mutex>
 #include <unordered_map>
 
+#include "cidr.hpp"
 #include "clock.hpp"
 
 namespace tcpd {
@@ -21,9 +22,11 @@ namespace tcpd {
 // amplified flood.
 bool reflection_port(uint16_t port);
 
-// The 16 bytes of an IPv6 address, IPv4 as mapped (::ffff:a.b.c.d): one key for both families.
-using SourceKey = std::array<uint8_t, 16>;
-SourceKey source_key(const sockaddr* sa);
+// A source address, IPv4 and its mapped IPv6 form one key.
+using SourceKey = IpKey;
+inline SourceKey source_key(const sockaddr* sa) {
+  return ip_key(sa);
+}
 
 // --udp-source-rate: at most `rate` replies a second to one source address, bursts up to one
 // second's worth (a token bucket per address). The table keeps the `capacity` addresses seen

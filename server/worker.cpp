@@ -185,8 +185,8 @@ void Server::Impl::serve_batch(std::vector<Session>& batch, Scratch& scratch,
 
 void Server::Impl::work(unsigned index) {
   // This worker's own environment: what it records goes to its own slot of the counters.
-  const SessionEnv mine{config,        stats,    stats.recorder(index),
-                        stop_fd.get(), draining, drain_deadline};
+  const SessionEnv mine{config,         stats,     stats.recorder(index), stop_fd.get(), draining,
+                        drain_deadline, &admission};
   Scratch scratch;
   std::vector<Session> batch;
   batch.reserve(kReadAhead);

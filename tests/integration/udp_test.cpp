@@ -11,6 +11,7 @@
 
 #include "net.hpp"
 #include "process.hpp"
+#include "scrape.hpp"
 #include "socket.hpp"
 #include "udp.hpp"
 
@@ -310,19 +311,12 @@ TEST(UdpBinaries, TcpcSaysWhenNothingAnswers) {
 
 TEST(UdpBinaries, MetricsHaveTheUdpSeriesAndPromtoolAcceptsThem) {
   Tcpd srv({"--quiet", "--udp", "--metrics", "127.0.0.1:0"});
-  ASSERT_TRUE(srv.proc->wait_stderr("/metrics", 20s));
-  std::smatch m;
-  const std::string err = srv.proc->err();
-  ASSERT_TRUE(std::regex_search(err, m, std::regex(R"(metrics on http://[^ ]+:(\d+)/metrics)")));
-  const int mport = std::stoi(m[1]);
+  const int mport = metrics_port(*srv.proc);
+  ASSERT_GT(mport, 0) << srv.proc->err();
   UdpPeer c = client_of(srv.port);
   ASSERT_TRUE(c.send("x"));
   ASSERT_TRUE(c.receive(5s).has_value());
-  Client http = Client::connect(mport);
-  ASSERT_TRUE(http.send("GET /metrics HTTP/1.0\r\n\r\n"));
-  auto all = http.until_eof(5s);
-  ASSERT_TRUE(all.has_value());
-  const std::string body = all->substr(all->find("\r\n\r\n") + 4);
+  const std::string body = scrape(mport);
   EXPECT_NE(body.find("tcpd_udp_datagrams_received_total 1\n"), std::string::npos) << body;
   EXPECT_NE(body.find("tcpd_udp_datagrams_sent_total 1\n"), std::string::npos);
   for (const char* reason :

@@ -184,3 +184,30 @@ TEST(ServerCli, UdpFlags) {
   EXPECT_EQ(bad({"--udp-socket", "many"}).code, 2);
   EXPECT_EQ(bad({"--udp-source-rate", "-1"}).code, 2);
 }
+
+TEST(ServerCli, FrontDoorFlags) {
+  ServerConfig off = ok({});
+  EXPECT_FALSE(off.proxy_protocol);
+  EXPECT_EQ(off.proxy_timeout, tcpd::Millis{3000});
+  ASSERT_TRUE(off.proxy_from);
+  EXPECT_EQ(off.proxy_from->size(), 2u);  // 127.0.0.0/8 and ::1/128
+  EXPECT_FALSE(off.allow);
+  EXPECT_FALSE(off.deny);
+  EXPECT_EQ(off.max_conns_per_client, 0u);
+  ServerConfig on = ok({"--proxy-protocol", "--proxy-timeout-ms", "500", "--proxy-from", "10.0.0.1",
+                        "--allow", "10.0.0.0/8,192.0.2.0/24", "--allow", "2001:db8::/32", "--deny",
+                        "10.9.0.0/16", "--max-conns-per-client", "4"});
+  EXPECT_TRUE(on.proxy_protocol);
+  EXPECT_EQ(on.proxy_timeout, tcpd::Millis{500});
+  EXPECT_EQ(on.proxy_from->size(), 1u);
+  EXPECT_EQ(on.allow->size(), 3u);
+  EXPECT_EQ(on.deny->size(), 1u);
+  EXPECT_EQ(on.max_conns_per_client, 4u);
+  CliExit e = bad({"--allow", "10.0.0.0/33"});
+  EXPECT_EQ(e.code, 2);
+  EXPECT_NE(e.text.find("10.0.0.0/33: the prefix length must be 0 to 32"), std::string::npos)
+      << e.text;
+  EXPECT_EQ(bad({"--deny", "bogus"}).code, 2);
+  EXPECT_EQ(bad({"--proxy-from", "1.2.3.4,"}).code, 2);
+  EXPECT_EQ(bad({"--max-conns-per-client", "-1"}).code, 2);
+}
