@@ -42,6 +42,9 @@ struct ClientConfig {
   bool udp = false;
   unsigned retries = 0;    // --retries: single mode, datagrams sent again on no reply
   std::size_t rcvbuf = 0;  // --rcvbuf: SO_RCVBUF of each UDP socket; 0: the system's
+  // --proxy-header 1|2: each one-shot connection begins with a PROXY header (as a balancer
+  // would send), for measuring a server behind one; 0: none.
+  int proxy_header = 0;
 
   [[nodiscard]] bool load_mode() const {
     return count > 1 || duration_s.has_value() || concurrency > 1 || threads > 0 || rate > 0 ||

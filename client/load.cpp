@@ -65,10 +65,24 @@ std::vector<sockaddr_storage> loopback_sources(const Target& target, uint64_t co
 
 namespace {
 
+// --proxy-header: what a balancer would put before a client's bytes (client 192.0.2.1:40000,
+// HAProxy's doc/proxy-protocol.txt).
+std::string proxy_header(int version) {
+  if (version == 1) return "PROXY TCP4 192.0.2.1 127.0.0.1 40000 12345\r\n";
+  static const char v2[] =
+      "\r\n\r\n\0\r\nQUIT\n\x21\x11\x00\x0c"
+      "\xc0\x00\x02\x01\x7f\x00\x00\x01\x9c\x40\x30\x39";
+  return {v2, sizeof v2 - 1};
+}
+
 // The run's schedule: requests, the measured window, how many requests to schedule.
 void plan(RunState& run, const ClientConfig& cfg) {
   for (const auto& m : cfg.messages) run.requests.push_back(m + "\n");
   if (run.requests.empty()) run.requests.push_back(cfg.msg + "\n");
+  // One request per connection without --keepalive: the header goes before each.
+  if (cfg.proxy_header != 0) {
+    for (auto& r : run.requests) r = proxy_header(cfg.proxy_header) + r;
+  }
   Schedule& s = run.schedule;
   s.rate = cfg.rate;
   run.measured_from = s.start + seconds(cfg.warmup_s);

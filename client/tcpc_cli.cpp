@@ -155,6 +155,12 @@ std::variant<ClientConfig, ClientCliExit> parse_client_cli(int argc, const char*
           ->check(integer(1024, 1LL << 30));
   retries_opt->needs(udp_opt);
   rcvbuf_opt->needs(udp_opt);
+  auto* proxy_opt =
+      app.add_option("--proxy-header", cfg.proxy_header,
+                     "load mode, one-shot: begin each connection with a PROXY protocol header "
+                     "of version 1 or 2 (client 192.0.2.1), as a balancer would")
+          ->type_name("1|2")
+          ->check(integer(1, 2));
   auto* warmup_opt = app.add_option("--warmup", cfg.warmup_s,
                                     "load mode: seconds run first and left out of every figure")
                          ->type_name("SECONDS")
@@ -186,6 +192,10 @@ std::variant<ClientConfig, ClientCliExit> parse_client_cli(int argc, const char*
   cfg.size = size;
   cfg.retries = static_cast<unsigned>(retries);
   cfg.rcvbuf = static_cast<std::size_t>(rcvbuf);
+  if (*proxy_opt && (cfg.keepalive || cfg.udp || !cfg.load_mode())) {
+    return ClientCliExit{
+        2, "tcpc: --proxy-header goes with one-shot load mode (no --keepalive, no --udp)\n"};
+  }
   if (cfg.udp) {
     if (auto why = udp_conflicts(cfg, warmup_opt->count() > 0)) {
       return ClientCliExit{2, "tcpc: " + *why + " (see tcpc --help)\n"};

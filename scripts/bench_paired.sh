@@ -13,12 +13,14 @@
 #   servers the two orders can differ by a few %, so keep it even), SHARE=30,
 #   SECONDS_PER_RUN=4 (measured, after WARMUP=1 s that is not), LOADS="keepalive 8,keepalive 64,
 #   keepalive 256" (a load "keepalive 64:8" gives A 64 connections and B 8: tcpd=BIN tcpd=BIN
-#   compares tcpd at C = 64 with its own C = W figure).
+#   compares tcpd at C = 64 with its own C = W figure), EXTRA_A / EXTRA_B (more flags for a tcpd
+#   server: EXTRA_A="--proxy-protocol"), TCPC_A / TCPC_B (more flags for its tcpc:
+#   TCPC_A="--proxy-header 2").
 # Prints each round to stderr, then per load the medians, every round's A/B ratio, and each
 # pair of rounds' (the two orders') geometric mean. Needs root (it makes two cgroups, removed on
 # exit), build/release/bin/tcpc and shared/bench's binaries (BENCH_BIN, default /tmp/tcpd-bench).
 set -euo pipefail
-[[ $# -eq 2 ]] || { sed -n '2,19p' "$0"; exit 2; }
+[[ $# -eq 2 ]] || { sed -n '2,22p' "$0"; exit 2; }
 source "$(dirname "$0")/lib/ports.sh"
 ROUNDS=${ROUNDS:-6} SECS=${SECONDS_PER_RUN:-4} WARMUP=${WARMUP:-1} SHARE=${SHARE:-30}
 TCPC=$(realpath "$(dirname "$0")/..")/build/release/bin/tcpc
@@ -37,7 +39,12 @@ server_argv() {
     asio) ARGV=("$PEERS/asio" --workers 2) ;;
     threadpool) ARGV=("$PEERS/threadpool" --workers 8) ;;
     inline) ARGV=("$PEERS/inline") ;;
-    *) ARGV=("${BINS[$1]}" --bind 127.0.0.1 --workers 8 --quiet) ;;
+    *)
+      local extra=${EXTRA_A:-}
+      [[ $1 == 1 ]] && extra=${EXTRA_B:-}
+      # shellcheck disable=SC2206
+      ARGV=("${BINS[$1]}" --bind 127.0.0.1 --workers 8 --quiet $extra)
+      ;;
   esac
   [[ -x ${ARGV[0]} ]] || { echo "bench_paired.sh: ${ARGV[0]} is not executable" >&2; exit 2; }
 }
@@ -82,10 +89,12 @@ start() {
   (echo "$BASHPID" >"$g/cgroup.procs" && exec taskset -c 0 "$@" --port "$port" >/dev/null 2>&1) &
   PIDS+=($!)
 }
-# client PORT MODE CONC FILE
+# client PORT MODE CONC FILE [EXTRA]
 client() {
   local opts=(--keepalive)
   [[ $2 == oneshot ]] && opts=()
+  # shellcheck disable=SC2206
+  opts+=(${5:-})
   taskset -c 1 "$TCPC" --host 127.0.0.1 --port "$1" "${opts[@]}" --concurrency "$3" --threads 1 \
     --warmup "$WARMUP" --duration "$SECS" --json --quiet >"$4" &
 }
@@ -113,11 +122,11 @@ one() {
     { echo "bench_paired.sh: a server did not listen" >&2; exit 1; }
   local clients=()
   if ((round % 2)); then
-    client "$pa" "$mode" "$ca" "$OUT/a.json"; clients+=($!)
-    client "$pb" "$mode" "$cb" "$OUT/b.json"; clients+=($!)
+    client "$pa" "$mode" "$ca" "$OUT/a.json" "${TCPC_A:-}"; clients+=($!)
+    client "$pb" "$mode" "$cb" "$OUT/b.json" "${TCPC_B:-}"; clients+=($!)
   else
-    client "$pb" "$mode" "$cb" "$OUT/b.json"; clients+=($!)
-    client "$pa" "$mode" "$ca" "$OUT/a.json"; clients+=($!)
+    client "$pb" "$mode" "$cb" "$OUT/b.json" "${TCPC_B:-}"; clients+=($!)
+    client "$pa" "$mode" "$ca" "$OUT/a.json" "${TCPC_A:-}"; clients+=($!)
   fi
   sleep "$WARMUP"
   t0a=$(ticks "$sa") t0b=$(ticks "$sb")

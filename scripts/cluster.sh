@@ -4,7 +4,9 @@
 # crosses real (virtual) links. Without root / CAP_NET_ADMIN it falls back to loopback
 # addresses 127.0.0.2..K+1 and says so.
 #
-# Usage: scripts/cluster.sh up K [--workers W] [--queue Q] [--delay-ms D] [--netem MS]
+# Usage: scripts/cluster.sh up K [--workers W] [--queue Q] [--delay-ms D] [--netem MS] [--quiet]
+#          (hosts run --proxy-protocol behind HAProxy's send-proxy-v2 and log each connection
+#          with the real client's address; --quiet turns that log off)
 #        scripts/cluster.sh status | kill N | drain N | restart N | down
 #        scripts/cluster.sh bench            (K = 1, 2, 4; writes build/cluster-bench.md)
 #        scripts/cluster.sh load SECONDS C [oneshot|keepalive]   (tcpc through HAProxy, JSON)
@@ -169,7 +171,7 @@ wait_status() {
 }
 
 cmd_up() {
-  local k=${1:?usage: up K} workers=8 queue=256 delay=0 netem=0
+  local k=${1:?usage: up K} workers=8 queue=256 delay=0 netem=0 log=
   shift
   while [[ $# -gt 0 ]]; do
     case $1 in
@@ -177,6 +179,7 @@ cmd_up() {
       --queue) queue=$2; shift 2 ;;
       --delay-ms) delay=$2; shift 2 ;;
       --netem) netem=$2; shift 2 ;;
+      --quiet) log=--quiet; shift ;;
       *) die "unknown option $1" ;;
     esac
   done
@@ -199,10 +202,16 @@ cmd_up() {
     [[ "$netem" != 0 ]] && say "--netem needs namespaces; ignored"
   fi
   echo "$k" >"$STATE/k"
-  echo "--workers $workers --queue $queue --delay-ms $delay --quiet --drain-timeout-ms 5000" \
-    >"$STATE/tcpd_args"
+  rm -f "$STATE"/h[0-9]*.log  # a host's log lasts across its restarts, not across clusters
+  # The hosts take PROXY headers from the balancer alone: its bridge address in the namespaces,
+  # 127.0.0.1 on loopback.
+  local lb=127.0.0.1
+  [[ $(mode) == netns ]] && lb=10.77.0.1
+  echo "--workers $workers --queue $queue --delay-ms $delay $log --drain-timeout-ms 5000" \
+    "--proxy-protocol --proxy-from $lb" >"$STATE/tcpd_args"
   for n in $(seq "$k"); do start_host "$n"; done
-  write_haproxy_cfg "$k" $((workers + queue))
+  # A host's descriptor limit, less room for its listener, spare and logs (see haproxy.cfg.in).
+  write_haproxy_cfg "$k" $(($(ulimit -n) - 64))
   start_haproxy
   for n in $(seq "$k"); do wait_status "$n" UP 10000 >/dev/null || die "h$n never came UP"; done
   trap - EXIT INT TERM
@@ -232,7 +241,13 @@ cmd_status() {
   for f in "$STATE"/h[0-9]*.pid; do
     local n=${f##*/h}
     n=${n%.pid}
-    echo "h$n pid $(cat "$f") $(pid_alive "$f" && echo running || echo stopped) $(host_addr "$n"):$(host_port)"
+    # The last client the host logged, health checks (from the balancer itself) aside.
+    local last lb
+    lb=$(sed -n 's/.*--proxy-from \([^ ]*\).*/\1/p' "$STATE/tcpd_args")
+    last=$(grep -o '[^ ]* closed: [a-z_]*' "$STATE/h$n.log" 2>/dev/null | grep -v "^$lb:" |
+      tail -n 1 || true)
+    echo "h$n pid $(cat "$f") $(pid_alive "$f" && echo running || echo stopped) $(host_addr "$n"):$(host_port)" \
+      "last client: ${last:-none yet}"
   done
   echo "name status scur stot econ eresp wretr wredis chkdown"
   stats
@@ -294,7 +309,7 @@ cmd_bench() {
   for spec in "0:8:oneshot:32" "0:8:keepalive:32" "20:4:keepalive:64"; do
     IFS=: read -r delay workers kind conc <<<"$spec"
     for k in 1 2 4; do
-      cmd_up "$k" --workers "$workers" --delay-ms "$delay" >/dev/null 2>&1 || die "up $k failed"
+      cmd_up "$k" --workers "$workers" --delay-ms "$delay" --quiet >/dev/null 2>&1 || die "up $k failed"
       local t0 json t1 req
       t0=$(cpu_ticks)
       json=$(cmd_load "$secs" "$conc" "$kind")
@@ -325,6 +340,7 @@ case ${1:-} in
   bench) cmd_bench ;;
   load) shift; cmd_load "$@" ;;
   stats) stats ;;
+  lb-exec) shift; lb_exec "$@" ;;
   wait-status) wait_status "${2:?N}" "${3:?UP|DOWN}" "${4:-10000}" ;;
   *) sed -n '2,13p' "$0" >&2; exit 2 ;;
 esac

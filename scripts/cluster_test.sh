@@ -9,6 +9,10 @@
 #              zero failures with net.ipv4.tcp_migrate_req=1 (also measured with 0)
 #   activated  the systemd path: two processes on one inherited socket, old one SIGTERMed under
 #              load: zero failures
+#   proxy      PROXY v2 end to end: the hosts log the real client, not HAProxy (namespaces only:
+#              on loopback both are 127.0.0.1), and `status` shows it
+#   idle       400 keep-alive clients through HAProxy, 4 requests each: zero failed (the
+#              per-host maxconn is the host's descriptor limit, not workers + queue)
 # Needs haproxy and socat (scripts/deps.sh); tests that need them are skipped with a reason
 # otherwise. Ends with "N passed, N failed".
 # Usage: scripts/cluster_test.sh [test...]
@@ -209,14 +213,55 @@ PY
   if [[ "$f" == 0 && "$ok" -gt 0 && "$ra" == 0 && "$rb" == 0 ]]; then pass "$msg"; else fail "$msg"; fi
 }
 
+t_proxy() {
+  $C up 2 >/dev/null 2>&1 || { fail "proxy: cluster did not come up"; return; }
+  load p1 2 8 oneshot
+  load p2 2 4 keepalive
+  wait_loads
+  local st f
+  st=$($C status)
+  f=$(failures p1 p2)
+  if [[ $(cat "$CLUSTER_STATE/mode") != netns ]]; then
+    skip "proxy: on loopback HAProxy and the client are both 127.0.0.1 (failed $f)"
+    $C down >/dev/null 2>&1
+    return
+  fi
+  local real lb
+  real=$(cat "$CLUSTER_STATE"/h[12].log | grep -c ' 127\.0\.0\.[0-9]*:[0-9]* closed: served' || true)
+  lb=$(cat "$CLUSTER_STATE"/h[12].log | grep -c ' 10\.77\.0\.1:[0-9]* closed' || true)
+  local msg="proxy: PROXY v2 through HAProxy: $real connections logged with the client's 127.0.0.x, $lb with HAProxy's 10.77.0.1 (health checks are v2 LOCAL); failed $f"
+  if [[ $f -eq 0 && $real -gt 0 && $(echo "$st" | grep -c 'last client: 127\.0\.0\.') -ge 1 ]] &&
+    ! grep -q 'bad_header\|denied' "$CLUSTER_STATE"/h[12].log; then
+    pass "$msg"
+  else
+    fail "$msg"
+    echo "$st" | sed 's/^/  /'
+  fi
+  $C down >/dev/null 2>&1
+}
+
+t_idle() {
+  $C up 2 --quiet >/dev/null 2>&1 || { fail "idle: cluster did not come up"; return; }
+  $C lb-exec "$BIN/tcpc" --host 127.0.0.1 --port "${CLUSTER_PORT:-23456}" --concurrency 400 \
+    --keepalive --rate 800 --duration 2 --ramp-up 0.5 --json --timeout-ms 5000 >"$TMP/i.json" 2>/dev/null
+  local f ok
+  f=$(field failed "$TMP/i.json") ok=$(field ok "$TMP/i.json")
+  local msg="idle: 400 keep-alive clients through HAProxy, 1600 requests: failed ${f:-?} of ${ok:-?} ok"
+  if [[ ${f:-1} -eq 0 && ${ok:-0} -eq 1600 ]]; then pass "$msg"; else fail "$msg"; loads_json i; fi
+  $C down >/dev/null 2>&1
+}
+
 tests=("$@")
-[[ ${#tests[@]} -eq 0 ]] && tests=(kill9 drain rolling reuseport activated)
+[[ ${#tests[@]} -eq 0 ]] && tests=(kill9 drain rolling reuseport activated proxy idle)
 [[ -x "$BIN/tcpd" && -x "$BIN/tcpc" ]] || { echo "cluster_test: build first (no $BIN/tcpd)" >&2; exit 1; }
 for t in "${tests[@]}"; do
   case $t in
-    kill9 | drain | rolling)
+    kill9 | drain | rolling | proxy | idle)
       if ! have_haproxy; then skip "$t: haproxy and socat are not installed"; continue; fi
-      case $t in kill9) t_kill9 ;; drain) t_drain_and_back ;; rolling) t_rolling ;; esac
+      case $t in
+        kill9) t_kill9 ;; drain) t_drain_and_back ;; rolling) t_rolling ;;
+        proxy) t_proxy ;; idle) t_idle ;;
+      esac
       ;;
     reuseport) t_reuseport ;;
     activated) t_activated ;;

@@ -5,13 +5,14 @@
 #
 # Usage: scripts/stress.sh [--procs P] [--requests N] [--load M] [--workers W] [--delay MS]
 #                          [--concurrency C] [--bin DIR]
-# Defaults: P=16 N=500 M=20000 W=8 delay=0 C=16 bin=build/release/bin (built if missing).
+# Defaults: P=16 N=500 M=20000 W=8 delay=0 C=16; bin: build/release/bin (test.sh's build), else
+# build/dist/bin (run.sh's), else the dist preset is built (it needs no test-only package).
 # The same knobs can be set as PROCS, REQUESTS, LOAD, WORKERS, DELAY, CONCURRENCY variables.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 P=${PROCS:-16} N=${REQUESTS:-500} M=${LOAD:-20000} W=${WORKERS:-8} D=${DELAY:-0}
-C=${CONCURRENCY:-16} BIN=${BIN:-build/release/bin}
+C=${CONCURRENCY:-16} BIN=${BIN:-}
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --procs) P=$2; shift 2 ;;
@@ -26,8 +27,13 @@ while [[ $# -gt 0 ]]; do
   esac
 done
 
+if [[ -z $BIN ]]; then
+  BIN=build/dist/bin
+  [[ -x build/release/bin/tcpd && -x build/release/bin/tcpc ]] && BIN=build/release/bin
+fi
 if [[ ! -x "$BIN/tcpd" || ! -x "$BIN/tcpc" ]]; then
-  cmake --preset release >/dev/null && cmake --build --preset release --target tcpd tcpc
+  [[ $BIN == build/dist/bin ]] || { echo "stress.sh: no tcpd and tcpc in $BIN" >&2; exit 2; }
+  cmake --preset dist >/dev/null && cmake --build --preset dist --target tcpd tcpc
 fi
 
 work=$(mktemp -d)

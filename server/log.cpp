@@ -241,6 +241,42 @@ void log_message(LogLevel level, std::string_view msg) noexcept {
   }
 }
 
+void log_counters(std::string_view what, std::string_view pairs) noexcept {
+  try {
+    fmt::memory_buffer buf;
+    begin_line(buf, LogLevel::info);
+    if (!json()) {
+      fmt::format_to(std::back_inserter(buf), "{} {}\n", what, pairs);
+      log_submit({buf.data(), buf.size()});
+      return;
+    }
+    fmt::format_to(std::back_inserter(buf), ",\"msg\":");
+    append_json_string(buf, what);
+    while (!pairs.empty()) {
+      const std::size_t sp = std::min(pairs.find(' '), pairs.size());
+      const std::string_view pair = pairs.substr(0, sp);
+      pairs.remove_prefix(std::min(sp + 1, pairs.size()));
+      const std::size_t eq = pair.find('=');
+      if (eq == std::string_view::npos) continue;
+      fmt::format_to(std::back_inserter(buf), ",");
+      append_json_string(buf, pair.substr(0, eq));
+      // Every value is a count; anything else would be quoted rather than break the line.
+      const std::string_view value = pair.substr(eq + 1);
+      const bool number = !value.empty() && value.find_first_not_of("0123456789") == value.npos;
+      if (number) {
+        fmt::format_to(std::back_inserter(buf), ":{}", value);
+      } else {
+        fmt::format_to(std::back_inserter(buf), ":");
+        append_json_string(buf, value);
+      }
+    }
+    fmt::format_to(std::back_inserter(buf), "}}\n");
+    log_submit({buf.data(), buf.size()});
+  } catch (...) {
+    log_submit({});
+  }
+}
+
 void log_connection(const ConnectionLog& c) noexcept {
   if (!log_enabled(LogLevel::info)) return;
   try {

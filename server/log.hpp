@@ -55,6 +55,11 @@ void log_always(fmt::format_string<Args...> format, Args&&... args) noexcept {
   }
 }
 
+// The counters line an operator asked for (SIGUSR1's "stats", the drain's "summary"), written
+// whatever the level: text "summary accepted=3 open=0 ...", or JSON {"msg":"summary",
+// "accepted":3,"open":0,...} with one numeric field per `name=value` pair of `pairs`.
+void log_counters(std::string_view what, std::string_view pairs) noexcept;
+
 // How one connection ended, for its info line (JSON: one field each).
 struct ConnectionLog {
   std::string_view peer;

@@ -54,7 +54,8 @@ int serve(tcpd::ServerConfig config) {
         server.stop();
       },
       [&server] {
-        tcpd::log_always("stats {} log_dropped={}", server.counters(), tcpd::log_dropped());
+        tcpd::log_counters(
+            "stats", fmt::format("{} log_dropped={}", server.counters(), tcpd::log_dropped()));
       },
       notify.enabled() ? std::function<void()>([&] { notify.send(status_line(server)); })
                        : std::function<void()>());
@@ -65,7 +66,8 @@ int serve(tcpd::ServerConfig config) {
   if (metrics) tcpd::log_always("metrics on http://{}/metrics", metrics->address());
   notify.send("READY=1\n" + status_line(server));
   server.run();
-  tcpd::log_always("summary {} log_dropped={}", server.counters(), tcpd::log_dropped());
+  tcpd::log_counters("summary",
+                     fmt::format("{} log_dropped={}", server.counters(), tcpd::log_dropped()));
   return 0;
 }
 

@@ -51,7 +51,7 @@ uint64_t StatsSnapshot::ended() const {
 
 std::string StatsSnapshot::format() const {
   std::string out =
-      fmt::format("accepted={} active={} requests={}", accepted, accepted - ended(), requests);
+      fmt::format("accepted={} open={} requests={}", accepted, accepted - ended(), requests);
   for (std::size_t i = 0; i < outcomes.size(); ++i) {
     out += fmt::format(" {}={}", outcome_name(static_cast<Outcome>(i)), outcomes[i]);
   }

@@ -68,7 +68,7 @@ struct StatsSnapshot {
   [[nodiscard]] uint64_t ended() const;
   [[nodiscard]] uint64_t open() const { return accepted - ended(); }
   [[nodiscard]] uint64_t of(Outcome o) const { return outcomes[static_cast<std::size_t>(o)]; }
-  // "accepted=3 active=0 requests=5 served=2 ... one_shot_replies=1 bytes_in=… bytes_out=…"
+  // "accepted=3 open=0 requests=5 served=2 ... one_shot_replies=1 bytes_in=… bytes_out=…"
   [[nodiscard]] std::string format() const;
 };
 

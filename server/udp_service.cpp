@@ -191,6 +191,13 @@ void UdpService::work(unsigned index) {
   }
 }
 
+bool UdpService::allowed(const sockaddr* source) const {
+  if (!cfg_.allow && !cfg_.deny) return true;
+  const IpKey k = ip_key(source);
+  if (cfg_.deny && cfg_.deny->contains(k)) return false;
+  return !cfg_.allow || cfg_.allow->empty() || cfg_.allow->contains(k);
+}
+
 void UdpService::answer(UdpBatch& batch, int n, Socket& sock, UdpSlot& slot) {
   static constexpr std::string_view kTooLong = "ERR too long";
   const auto started = Clock::now();
@@ -207,6 +214,8 @@ void UdpService::answer(UdpBatch& batch, int n, Socket& sock, UdpSlot& slot) {
     slot.add(slot.bytes_in, batch.data(i).size());
     if (reflection_port(batch.source_port(i))) {
       slot.drop(UdpDrop::reflection_port);
+    } else if (!allowed(batch.source(i))) {
+      slot.drop(UdpDrop::denied);
     } else if (limiter_ && !limiter_->allow(source_key(batch.source(i)), started)) {
       slot.drop(UdpDrop::rate_limited);
     } else if (batch.truncated(i) || batch.data(i).size() > cfg_.max_message) {

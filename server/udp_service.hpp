@@ -59,6 +59,8 @@ class UdpService {
   void work(unsigned index);
   void answer(class UdpBatch& batch, int n, Socket& sock, UdpSlot& slot);
   void pause(Clock::time_point until) const;
+  // --allow/--deny for a datagram's source.
+  [[nodiscard]] bool allowed(const sockaddr* source) const;
 
   const ServerConfig& cfg_;
   unsigned threads_;

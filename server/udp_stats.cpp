@@ -11,6 +11,7 @@ std::string_view udp_drop_name(UdpDrop d) {
     case UdpDrop::reflection_port: return "reflection_port";
     case UdpDrop::send_error: return "send_error";
     case UdpDrop::kernel_buffer: return "kernel_buffer";
+    case UdpDrop::denied: return "denied";
     case UdpDrop::count_: break;
   }
   return "?";

@@ -19,6 +19,7 @@ enum class UdpDrop : std::size_t {
   reflection_port,  // from port 0 or a port whose service answers datagrams (echo, chargen, ...)
   send_error,       // the reply could not be sent
   kernel_buffer,    // the socket's receive buffer was full: the kernel dropped it (SO_RXQ_OVFL)
+  denied,           // its source is outside --allow, or inside --deny
   count_
 };
 

@@ -19,7 +19,7 @@ import time
 
 TCPC = "build/release/bin/tcpc"
 OUTCOMES = ("served", "no_request", "busy", "shed", "idle_timeout", "io_timeout", "too_long",
-            "reset", "shutdown", "error")
+            "reset", "shutdown", "error", "bad_header", "denied", "limited")
 
 
 class Tcpd:
@@ -72,7 +72,7 @@ class Tcpd:
 
 
 def adds_up(c):
-    return bool(c) and c.get("active") == 0 and c.get("accepted") == sum(c.get(o, 0) for o in OUTCOMES)
+    return bool(c) and c.get("open") == 0 and c.get("accepted") == sum(c.get(o, 0) for o in OUTCOMES)
 
 
 def connect(port, timeout=5.0):
@@ -176,7 +176,7 @@ def drain(a):
     time.sleep(0.1)
     took, c = srv.stop()
     ok = took < 0.5 + 1.0 + 0.5 and adds_up(c) and c.get("accepted") == 6
-    return ok, f"drain with every kind of session open: exit after {ms(took)} (deadline 500 ms + 1 s grace), active={c.get('active')}"
+    return ok, f"drain with every kind of session open: exit after {ms(took)} (deadline 500 ms + 1 s grace), open={c.get('open')}"
 
 
 def stream(a):

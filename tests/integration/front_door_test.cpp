@@ -6,6 +6,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <csignal>
 #include <regex>
 #include <sstream>
@@ -127,13 +128,21 @@ TEST(ProxyProtocol, V1AndV2GiveTheRealClientInTheLogAndTheJsonLog) {
       continue;
     }
     std::vector<std::string> peers;
+    nlohmann::json summary;
     std::istringstream lines(r.err);
     for (std::string line; std::getline(lines, line);) {
       auto j = nlohmann::json::parse(line);
       if (j.contains("peer")) peers.push_back(j["peer"]);
+      if (j["msg"] == "summary") summary = j;
     }
-    EXPECT_EQ(peers, (std::vector<std::string>{"192.0.2.7:5555", "[2001:db8::1]:4444",
-                                               "198.51.100.3:7777"}))
+    // The summary's counters are fields, named as the metrics name them.
+    EXPECT_EQ(summary["accepted"], 3) << r.err;
+    EXPECT_EQ(summary["open"], 0) << r.err;
+    EXPECT_EQ(summary["served"], 3) << r.err;
+    EXPECT_EQ(summary["bad_header"], 0) << r.err;
+    std::sort(peers.begin(), peers.end());  // the three close in any order
+    EXPECT_EQ(peers, (std::vector<std::string>{"192.0.2.7:5555", "198.51.100.3:7777",
+                                               "[2001:db8::1]:4444"}))
         << r.err;
   }
 }

@@ -62,7 +62,7 @@ TEST(Lifecycle, SigtermDrainsQueuedAndInFlightRequestsThenExitsZero) {
   EXPECT_EQ(counter(r.err, "served"), 4);
   EXPECT_EQ(counter(r.err, "shutdown"), 1);
   EXPECT_EQ(counter(r.err, "requests"), 4);
-  EXPECT_EQ(counter(r.err, "active"), 0);
+  EXPECT_EQ(counter(r.err, "open"), 0);
 }
 
 TEST(Lifecycle, DrainIsBoundedByTheDrainTimeout) {
@@ -76,7 +76,7 @@ TEST(Lifecycle, DrainIsBoundedByTheDrainTimeout) {
   EXPECT_FALSE(r.timed_out);
   EXPECT_EQ(r.exit_code, 0) << r.err;
   EXPECT_LT(std::chrono::steady_clock::now() - start, 5s);
-  EXPECT_EQ(counter(r.err, "active"), 0) << r.err;
+  EXPECT_EQ(counter(r.err, "open"), 0) << r.err;
 }
 
 // A script's background job (`tcpd &`) starts with SIGINT and SIGQUIT ignored: tcpd still
@@ -130,7 +130,7 @@ TEST(Lifecycle, Sigusr1ReportsCountersAndKeepsServing) {
   bool reported = eventually(
       [&] {
         srv.proc->signal(SIGUSR1);
-        return srv.proc->wait_stderr("stats accepted=1 active=0 requests=2 served=1", 200ms);
+        return srv.proc->wait_stderr("stats accepted=1 open=0 requests=2 served=1", 200ms);
       },
       15s);
   EXPECT_TRUE(reported) << srv.proc->err();

@@ -184,7 +184,8 @@ TEST(Logs, JsonLinesAreObjectsWithTheConnectionAsFields) {
                     "assert c['bytes_in'] == 2 and c['bytes_out'] == 23, c\n"
                     "assert c['peer'].startswith('127.0.0.1:') and c['duration_ms'] >= 0, c\n"
                     "assert c['ts'].endswith('Z') and len(c['ts']) == 24, c\n"
-                    "assert any(l['msg'].startswith('summary ') for l in lines)\n"},
+                    "s = [l for l in lines if l['msg'] == 'summary'][0]\n"
+                    "assert s['accepted'] == 1 and s['open'] == 0 and s['served'] == 1, s\n"},
                    20s, r.err);
   EXPECT_EQ(check.exit_code, 0) << check.err << r.err;
 }

@@ -183,6 +183,27 @@ TEST_F(Udp, SourceRateCapsRepliesPerAddressNotPerSocket) {
   EXPECT_EQ(srv.server().udp_sources_tracked(), 2u);
 }
 
+TEST_F(Udp, AllowAndDenyApplyToDatagramsToo) {
+  auto allow = std::make_shared<tcpd::CidrSet>();
+  ASSERT_EQ(allow->add_list("127.0.0.0/8"), "");
+  auto deny = std::make_shared<tcpd::CidrSet>();
+  ASSERT_EQ(deny->add_list("127.0.0.5"), "");
+  cfg.allow = allow;
+  cfg.deny = deny;
+  InProcessServer srv(cfg);
+  UdpPeer ok(AF_INET, "127.0.0.4", 0);
+  ASSERT_TRUE(ok.connect("127.0.0.1", srv.port()));
+  ASSERT_TRUE(ok.send("x"));
+  EXPECT_TRUE(ok.receive(5s).has_value());
+  UdpPeer denied(AF_INET, "127.0.0.5", 0);
+  ASSERT_TRUE(denied.connect("127.0.0.1", srv.port()));
+  ASSERT_TRUE(denied.send("x"));
+  EXPECT_FALSE(denied.receive(300ms).has_value());
+  const auto s = settled(srv, 2);
+  EXPECT_EQ(s.of(UdpDrop::denied), 1u);
+  EXPECT_EQ(s.sent, 1u);
+}
+
 TEST_F(Udp, TcpAndUdpOnOnePortAtOnce) {
   InProcessServer srv(cfg);
   Client tcp = Client::connect(srv.port());
@@ -320,7 +341,7 @@ TEST(UdpBinaries, MetricsHaveTheUdpSeriesAndPromtoolAcceptsThem) {
   EXPECT_NE(body.find("tcpd_udp_datagrams_received_total 1\n"), std::string::npos) << body;
   EXPECT_NE(body.find("tcpd_udp_datagrams_sent_total 1\n"), std::string::npos);
   for (const char* reason :
-       {"too_long", "rate_limited", "reflection_port", "send_error", "kernel_buffer"}) {
+       {"too_long", "rate_limited", "reflection_port", "send_error", "kernel_buffer", "denied"}) {
     EXPECT_NE(
         body.find(std::string("tcpd_udp_datagrams_dropped_total{reason=\"") + reason + "\"} 0\n"),
         std::string::npos)
