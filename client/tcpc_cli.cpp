@@ -4,6 +4,7 @@
 
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "value_checks.hpp"
 #include "version.hpp"
@@ -27,6 +28,20 @@ std::string error_text(const CLI::ParseError& e) {
     what = what.substr(0, what.find(':')) + ": needs a value";
   }
   return "tcpc: " + what + " (see tcpc --help)\n";
+}
+
+// "50,99,99.9" into `out`; the first bad item's reason.
+std::optional<std::string> parse_percentiles(const std::string& list, std::vector<double>& out) {
+  out.clear();
+  std::size_t at = 0;
+  while (at <= list.size()) {
+    const std::size_t comma = std::min(list.find(',', at), list.size());
+    const std::string item = list.substr(at, comma - at);
+    if (std::string why = check_number(item, 0, 100); !why.empty()) return why;
+    out.push_back(std::stod(item));
+    at = comma + 1;
+  }
+  return std::nullopt;
 }
 
 // What --udp cannot be combined with.
@@ -202,16 +217,8 @@ std::variant<ClientConfig, ClientCliExit> parse_client_cli(int argc, const char*
     }
   }
   if (!percentiles.empty()) {
-    cfg.percentiles.clear();
-    std::size_t at = 0;
-    while (at <= percentiles.size()) {
-      const std::size_t comma = std::min(percentiles.find(',', at), percentiles.size());
-      const std::string item = percentiles.substr(at, comma - at);
-      if (std::string why = check_number(item, 0, 100); !why.empty()) {
-        return ClientCliExit{2, "tcpc: --percentiles: " + why + " (see tcpc --help)\n"};
-      }
-      cfg.percentiles.push_back(std::stod(item));
-      at = comma + 1;
+    if (auto why = parse_percentiles(percentiles, cfg.percentiles)) {
+      return ClientCliExit{2, "tcpc: --percentiles: " + *why + " (see tcpc --help)\n"};
     }
   }
   if (*warmup_opt && !cfg.duration_s) {
