@@ -156,7 +156,7 @@ generator() {
     p=$(free_udp_port)
     taskset -c 0 "$REFLECTOR" --bind 127.0.0.1 --batch 32 --port "$p" >/dev/null & pid=$!
     PIDS=("$pid")
-    wait_udp "$p"
+    wait_udp "$p" || { echo "bench_udp.sh: the server did not bind" >&2; exit 1; }
     taskset -c 1 "$TCPC" --udp --host 127.0.0.1 --port "$p" --rate 5000000 --concurrency 8 \
       --threads 1 --duration 3 --timeout-ms 200 --json --quiet >"$OUT/g.json" 2>/dev/null || true
     sent+=("$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["sent_per_s"])' "$OUT/g.json")")
@@ -165,14 +165,14 @@ generator() {
     kill -TERM "$pid"; wait "$pid" 2>/dev/null || true
     taskset -c 0 "$REFLECTOR" --bind 127.0.0.1 --batch 1 --port "$p" >/dev/null & pid=$!
     PIDS=("$pid")
-    wait_udp "$p"
+    wait_udp "$p" || { echo "bench_udp.sh: the server did not bind" >&2; exit 1; }
     taskset -c 1 "$TCPC" --udp --host 127.0.0.1 --port "$p" --concurrency 1 --threads 1 \
       --duration 3 --json --quiet >"$OUT/r.json" 2>/dev/null || true
     rtt+=("$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["p50_us"])' "$OUT/r.json")")
     kill -TERM "$pid"; wait "$pid" 2>/dev/null || true
     taskset -c 0 sockperf server -i 127.0.0.1 -p "$p" >/dev/null 2>&1 & pid=$!
     PIDS=("$pid")
-    wait_udp "$p"
+    wait_udp "$p" || { echo "bench_udp.sh: the server did not bind" >&2; exit 1; }
     sprtt+=("$(taskset -c 1 sockperf ping-pong -i 127.0.0.1 -p "$p" -m 64 -t 3 --full-rtt 2>&1 |
       sed -n 's/.*percentile 50.000 = *\([0-9.]*\).*/\1/p')")
     kill -TERM "$pid"; wait "$pid" 2>/dev/null || true
@@ -192,14 +192,14 @@ allcores() {
     p=$(free_udp_port)
     "$TCPD" --udp --mode echo --workers 2 --bind 127.0.0.1 --quiet --port "$p" >/dev/null 2>&1 & pid=$!
     PIDS=("$pid")
-    wait_udp "$p"
+    wait_udp "$p" || { echo "bench_udp.sh: the server did not bind" >&2; exit 1; }
     "$TCPC" --udp --host 127.0.0.1 --port "$p" --concurrency 64 --threads 2 --duration 3 \
       --timeout-ms 200 --json --quiet >"$OUT/a.json" 2>/dev/null || true
     t+=("$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["received_per_s"])' "$OUT/a.json")")
     kill -TERM "$pid"; wait "$pid" 2>/dev/null || true
     sockperf server -i 127.0.0.1 -p "$p" >/dev/null 2>&1 & pid=$!
     PIDS=("$pid")
-    wait_udp "$p"
+    wait_udp "$p" || { echo "bench_udp.sh: the server did not bind" >&2; exit 1; }
     s+=("$(sockperf throughput -i 127.0.0.1 -p "$p" -m 64 -t 3 2>&1 |
       sed -n 's/.*Summary: Message Rate is \([0-9]*\) \[msg\/sec\].*/\1/p')")
     kill -TERM "$pid"; wait "$pid" 2>/dev/null || true
@@ -212,13 +212,13 @@ allcores() {
 memory() {
   local p pid
   p=$(free_udp_port)
-  taskset -c 0 "$TCPD" --udp --mode echo --workers 2 --bind 127.0.0.1 --quiet --udp-source-rate 1000000000 --port "$p" >/dev/null 2>&1 & pid=$!
+  "$TCPD" --udp --mode echo --workers 2 --bind 127.0.0.1 --quiet --udp-source-rate 100000000 --port "$p" >/dev/null 2>&1 & pid=$!
   PIDS=("$pid")
-  wait_udp "$p"
+  wait_udp "$p" || { echo "bench_udp.sh: the server did not bind" >&2; exit 1; }
   local rss0 rss1 rss2
-  taskset -c 1 "$TCPC" --udp --host 127.0.0.1 --port "$p" --concurrency 64 --threads 1 --count 100000 --quiet >/dev/null 2>&1 || true
+  "$TCPC" --udp --host 127.0.0.1 --port "$p" --concurrency 64 --threads 2 --count 100000 --quiet >/dev/null 2>&1 || true
   rss0=$(awk '/VmRSS/ {print $2}' "/proc/$pid/status")
-  taskset -c 1 "$TCPC" --udp --host 127.0.0.1 --port "$p" --concurrency 64 --threads 1 --count 10000000 --quiet >/dev/null 2>&1 || true
+  "$TCPC" --udp --host 127.0.0.1 --port "$p" --concurrency 64 --threads 2 --count 10000000 --quiet >/dev/null 2>&1 || true
   rss1=$(awk '/VmRSS/ {print $2}' "/proc/$pid/status")
   # 125,000 source addresses, one datagram each: more than the table's 65,536.
   python3 - "$p" <<'PY'
