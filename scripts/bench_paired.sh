@@ -22,6 +22,7 @@
 set -euo pipefail
 [[ $# -eq 2 ]] || { sed -n '2,22p' "$0"; exit 2; }
 source "$(dirname "$0")/lib/ports.sh"
+source "$(dirname "$0")/lib/cgroups.sh"
 ROUNDS=${ROUNDS:-6} SECS=${SECONDS_PER_RUN:-4} WARMUP=${WARMUP:-1} SHARE=${SHARE:-30}
 TCPC=$(realpath "$(dirname "$0")/..")/build/release/bin/tcpc
 PEERS=${BENCH_BIN:-/tmp/tcpd-bench}
@@ -55,31 +56,8 @@ server_argv 1; LABEL_B=${LABELS[1]} ARGV_B=("${ARGV[@]}")
 
 # Two cgroups with a CPU cap: cgroup v1's cpu controller, or v2's cpu.max.
 CG=() PIDS=() OUT=$(mktemp -d)
-cleanup() {
-  local p g
-  for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  for g in "${CG[@]}"; do rmdir "$g" 2>/dev/null || true; done
-  rm -rf "$OUT"
-}
-trap cleanup EXIT
-period=10000 quota=$((SHARE * 100))  # a 10 ms period: a capped server is never off for long
-if [[ -w /sys/fs/cgroup/cpu/cgroup.procs && -e /sys/fs/cgroup/cpu/cpu.cfs_quota_us ]]; then
-  for s in a b; do
-    g=/sys/fs/cgroup/cpu/tcpd-paired-$$-$s
-    mkdir "$g" && CG+=("$g")
-    echo $period >"$g/cpu.cfs_period_us" && echo $quota >"$g/cpu.cfs_quota_us"
-  done
-elif grep -qw cpu /sys/fs/cgroup/cgroup.subtree_control 2>/dev/null; then
-  for s in a b; do
-    g=/sys/fs/cgroup/tcpd-paired-$$-$s
-    mkdir "$g" && CG+=("$g")
-    echo "$quota $period" >"$g/cpu.max"
-  done
-else
-  echo "bench_paired.sh: no CPU cgroup controller to cap the servers with (run as root)" >&2
-  exit 2
-fi
+trap bench_cleanup EXIT
+capped_cgroups tcpd-paired "$SHARE" || exit 2
 
 ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 # start CGROUP PORT ARGV...: the server joins the cgroup before it execs, so every thread is in it.

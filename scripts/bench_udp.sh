@@ -25,6 +25,7 @@ set -euo pipefail
 here=$(dirname "$0")
 root=$(realpath "$here/..")
 source "$here/lib/ports.sh"
+source "$here/lib/cgroups.sh"
 TCPD=$root/build/release/bin/tcpd
 TCPC=$root/build/release/bin/tcpc
 PEERS=${BENCH_BIN:-/tmp/tcpd-bench}
@@ -36,14 +37,7 @@ for t in "$TCPD" "$TCPC" "$REFLECTOR"; do
 done
 
 PIDS=() CG=() OUT=$(mktemp -d)
-cleanup() {
-  local p g
-  for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  for g in "${CG[@]}"; do rmdir "$g" 2>/dev/null || true; done
-  rm -rf "$OUT"
-}
-trap cleanup EXIT
+trap bench_cleanup EXIT
 
 # free_udp_port: a port free for both TCP and UDP (tcpd --udp takes both).
 free_udp_port() {
@@ -79,18 +73,7 @@ paired() {
   local ROUNDS=${ROUNDS:-6} SECS=${SECONDS_PER_RUN:-4} SHARE=${SHARE:-20}
   local la=${1%%=*} lb=${2%%=*} ca cb
   ca=$(server_cmd "${1#*=}") cb=$(server_cmd "${2#*=}")
-  local period=10000 quota=$((SHARE * 100)) g s
-  for s in a b; do
-    if [[ -e /sys/fs/cgroup/cpu/cpu.cfs_quota_us ]]; then
-      g=/sys/fs/cgroup/cpu/tcpd-udp-$$-$s
-      mkdir "$g" && CG+=("$g")
-      echo $period >"$g/cpu.cfs_period_us" && echo $quota >"$g/cpu.cfs_quota_us"
-    else
-      g=/sys/fs/cgroup/tcpd-udp-$$-$s
-      mkdir "$g" && CG+=("$g")
-      echo "$quota $period" >"$g/cpu.max"
-    fi
-  done
+  capped_cgroups tcpd-udp "$SHARE" || exit 2
   IFS=, read -r -a loads <<<"${CONC:-64}"
   for round in $(seq "$ROUNDS"); do
     for conc in "${loads[@]}"; do

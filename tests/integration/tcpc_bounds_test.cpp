@@ -11,22 +11,10 @@
 #include "fake_server.hpp"
 #include "net.hpp"
 #include "process.hpp"
+#include "tcpc_json.hpp"
 
 using namespace testing_support;
 using Clock = std::chrono::steady_clock;
-
-namespace {
-
-std::vector<std::string> tcpc(std::vector<std::string> args) {
-  args.insert(args.begin(), TCPC_BIN);
-  return args;
-}
-
-nlohmann::json parse_json(const std::string& out) {
-  return nlohmann::json::parse(out.substr(0, out.find('\n')));
-}
-
-}  // namespace
 
 TEST(TcpcBounds, TimeoutBoundsTheWholeReplyFromATricklingServer) {
   FakeServer trickle(FakeServer::Kind::trickle);

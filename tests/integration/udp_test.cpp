@@ -13,6 +13,7 @@
 #include "process.hpp"
 #include "scrape.hpp"
 #include "socket.hpp"
+#include "tcpc_json.hpp"
 #include "udp.hpp"
 
 using namespace testing_support;
@@ -51,15 +52,6 @@ tcpd::UdpSnapshot settled(InProcessServer& srv, uint64_t received) {
     return s.received == received && s.received == s.sent + s.dropped_total();
   })) << s.format();
   return s;
-}
-
-std::vector<std::string> tcpc(std::vector<std::string> args) {
-  args.insert(args.begin(), TCPC_BIN);
-  return args;
-}
-
-nlohmann::json parse_json(const std::string& out) {
-  return nlohmann::json::parse(out.substr(0, out.find('\n')));
 }
 
 }  // namespace
