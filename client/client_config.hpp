@@ -45,6 +45,11 @@ struct ClientConfig {
   // --proxy-header 1|2: each one-shot connection begins with a PROXY header (as a balancer
   // would send), for measuring a server behind one; 0: none.
   int proxy_header = 0;
+  // Thresholds (load mode): a violated one makes the exit status 3. Given twice, the stricter.
+  std::optional<double> max_p99_ms;
+  std::optional<double> max_p999_ms;
+  std::optional<double> min_rps;
+  std::optional<uint64_t> max_failed;
 
   [[nodiscard]] bool load_mode() const {
     return count > 1 || duration_s.has_value() || concurrency > 1 || threads > 0 || rate > 0 ||

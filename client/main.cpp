@@ -15,6 +15,7 @@
 #include "report.hpp"
 #include "socket.hpp"
 #include "tcpc_cli.hpp"
+#include "thresholds.hpp"
 #include "udp_load.hpp"
 #include "udp_report.hpp"
 #include "udp_single.hpp"
@@ -179,8 +180,10 @@ int run_load_mode(ClientConfig cfg) {
     if (!h) return fail(fmt::format("cannot write --histogram {}", cfg.histogram_file));
   }
   std::fputs(tcpd::load_hints(r).c_str(), stderr);
+  const auto thresholds = tcpd::check_thresholds(cfg, r);
+  std::fputs(tcpd::threshold_violations(thresholds).c_str(), stderr);
   if (const int sig = g_signal.load(); sig != 0) return 128 + sig;
-  return r.failed() == 0 ? 0 : 1;
+  return tcpd::load_exit_status(cfg, r, thresholds);
 }
 
 // --udp in load mode: the datagrams go to the first address the host resolves to.

@@ -7,6 +7,7 @@
 
 #include "json.hpp"
 #include "socket.hpp"
+#include "thresholds.hpp"
 #include "version.hpp"
 
 namespace tcpd {
@@ -113,6 +114,7 @@ std::string load_summary_json(const ClientConfig& cfg, const LoadResult& r) {
   }
   out += "}";
   out += percentiles_json(r.latency_uncorrected ? *r.latency_uncorrected : h, any, "_uncorrected");
+  out += thresholds_json(check_thresholds(cfg, r));
   if (cfg.interval_s > 0) {
     out += R"(,"intervals":[)";
     for (std::size_t i = 0; i < r.intervals.size(); ++i) {

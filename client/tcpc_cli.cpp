@@ -2,6 +2,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include <algorithm>
 #include <optional>
 #include <string>
 #include <vector>
@@ -40,6 +41,33 @@ std::optional<std::string> parse_percentiles(const std::string& list, std::vecto
     if (std::string why = check_number(item, 0, 100); !why.empty()) return why;
     out.push_back(std::stod(item));
     at = comma + 1;
+  }
+  return std::nullopt;
+}
+
+// The thresholds as given: each flag may be repeated.
+struct ThresholdFlags {
+  std::vector<double> max_p99, max_p999, min_rps;
+  std::vector<long long> max_failed;
+};
+
+// Repeated, a threshold takes its strictest value. Thresholds judge a TCP load run only.
+std::optional<std::string> set_thresholds(ClientConfig& cfg, const ThresholdFlags& f) {
+  const bool any =
+      !f.max_p99.empty() || !f.max_p999.empty() || !f.min_rps.empty() || !f.max_failed.empty();
+  if (!any) return std::nullopt;
+  if (cfg.udp || !cfg.load_mode()) {
+    return "thresholds (--max-p99-ms, --max-p999-ms, --min-rps, --max-failed) go with TCP load "
+           "mode (see tcpc --help)";
+  }
+  if (!f.max_p99.empty()) cfg.max_p99_ms = *std::min_element(f.max_p99.begin(), f.max_p99.end());
+  if (!f.max_p999.empty()) {
+    cfg.max_p999_ms = *std::min_element(f.max_p999.begin(), f.max_p999.end());
+  }
+  if (!f.min_rps.empty()) cfg.min_rps = *std::max_element(f.min_rps.begin(), f.min_rps.end());
+  if (!f.max_failed.empty()) {
+    cfg.max_failed =
+        static_cast<uint64_t>(*std::min_element(f.max_failed.begin(), f.max_failed.end()));
   }
   return std::nullopt;
 }
@@ -176,6 +204,24 @@ std::variant<ClientConfig, ClientCliExit> parse_client_cli(int argc, const char*
                      "of version 1 or 2 (client 192.0.2.1), as a balancer would")
           ->type_name("1|2")
           ->check(integer(1, 2));
+  ThresholdFlags limits;
+  app.add_option("--max-p99-ms", limits.max_p99,
+                 "load mode: exit 3 unless p99 latency is at most this")
+      ->type_name("MS")
+      ->check(number(0, 86400000.0));
+  app.add_option("--max-p999-ms", limits.max_p999, "load mode: exit 3 unless p99.9 is at most this")
+      ->type_name("MS")
+      ->check(number(0, 86400000.0));
+  app.add_option("--min-rps", limits.min_rps,
+                 "load mode: exit 3 unless at least this many requests/s succeeded (with "
+                 "--rate: the target was met)")
+      ->type_name("R")
+      ->check(number(0, 1e9));
+  app.add_option("--max-failed", limits.max_failed,
+                 "load mode: exit 3 when more requests than this failed; "
+                 "up to it, failures do not make the exit status 1")
+      ->type_name("N")
+      ->check(integer(0, 1000000000000LL));
   auto* warmup_opt = app.add_option("--warmup", cfg.warmup_s,
                                     "load mode: seconds run first and left out of every figure")
                          ->type_name("SECONDS")
@@ -207,6 +253,7 @@ std::variant<ClientConfig, ClientCliExit> parse_client_cli(int argc, const char*
   cfg.size = size;
   cfg.retries = static_cast<unsigned>(retries);
   cfg.rcvbuf = static_cast<std::size_t>(rcvbuf);
+  if (auto why = set_thresholds(cfg, limits)) return ClientCliExit{2, "tcpc: " + *why + "\n"};
   if (*proxy_opt && (cfg.keepalive || cfg.udp || !cfg.load_mode())) {
     return ClientCliExit{
         2, "tcpc: --proxy-header goes with one-shot load mode (no --keepalive, no --udp)\n"};

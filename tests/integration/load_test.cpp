@@ -417,3 +417,37 @@ TEST(Load, RateIsSpreadOverAllConnections) {
   EXPECT_GE(num(r.out, "achieved_rps"), 143) << r.out;
   EXPECT_EQ(r.err.find("target"), std::string::npos) << r.err;
 }
+
+// Thresholds against a real server: a violated one is exit 3 with a line saying which, and the
+// JSON lists each with whether it held.
+TEST(Thresholds, ViolatedIsExitThreeHeldIsZero) {
+  Tcpd srv({"--quiet", "--delay-ms", "20", "--workers", "4"});
+  auto slow = tcpc(srv.port, {"--count", "40", "--concurrency", "4", "--keepalive", "--json",
+                              "--max-p99-ms", "5", "--max-p99-ms", "500", "--min-rps", "1"});
+  EXPECT_EQ(slow.exit_code, 3) << slow.out << slow.err;
+  EXPECT_NE(slow.err.find("tcpc: threshold --max-p99-ms 5 violated: p99 was "), std::string::npos)
+      << slow.err;
+  EXPECT_NE(slow.out.find(R"("thresholds":[{"name":"max_p99_ms","limit":5,)"), std::string::npos)
+      << slow.out;
+  EXPECT_NE(slow.out.find(R"({"name":"min_rps","limit":1,)"), std::string::npos) << slow.out;
+  auto fine = tcpc(srv.port, {"--count", "40", "--concurrency", "4", "--keepalive", "--max-p99-ms",
+                              "2000", "--max-p999-ms", "2000", "--max-failed", "0"});
+  EXPECT_EQ(fine.exit_code, 0) << fine.out << fine.err;
+  EXPECT_EQ(fine.err.find("violated"), std::string::npos) << fine.err;
+  // A --rate the server cannot reach fails --min-rps: 4 workers x 50/s = 200/s at most.
+  auto missed = tcpc(srv.port, {"--rate", "1000", "--duration", "1", "--concurrency", "64",
+                                "--keepalive", "--min-rps", "900"});
+  EXPECT_EQ(missed.exit_code, 3) << missed.err;
+  EXPECT_NE(missed.err.find("--min-rps 900 violated"), std::string::npos) << missed.err;
+}
+
+TEST(Thresholds, MaxFailedAllowsFailuresUpToIt) {
+  Tcpd srv({"--quiet", "--max-message", "4"});
+  // Every request is too long: each fails with ERR too long.
+  auto allowed = tcpc(srv.port, {"--count", "10", "--msg", "much too long", "--max-failed", "10"});
+  EXPECT_EQ(allowed.exit_code, 0) << allowed.out << allowed.err;
+  auto over = tcpc(srv.port, {"--count", "10", "--msg", "much too long", "--max-failed", "9"});
+  EXPECT_EQ(over.exit_code, 3) << over.out << over.err;
+  EXPECT_NE(over.err.find("--max-failed 9 violated: failed requests was 10"), std::string::npos)
+      << over.err;
+}

@@ -117,3 +117,20 @@ TEST(ClientCli, UdpFlagsAndWhatTheyCannotBeCombinedWith) {
   refused({"--udp", "--duration", "1", "--interval", "0.5"}, "TCP load options");
   refused({"--udp", "--size", "70000", "--count", "2"}, "at most 65507 bytes");
 }
+
+TEST(ClientCli, ThresholdsTakeTheStrictestAndNeedTcpLoadMode) {
+  ClientConfig c = ok({"--count", "10", "--max-p99-ms", "5", "--max-p99-ms", "3", "--min-rps",
+                       "100", "--min-rps", "200", "--max-failed", "4", "--max-p999-ms", "9"});
+  EXPECT_EQ(c.max_p99_ms, 3.0);
+  EXPECT_EQ(c.max_p999_ms, 9.0);
+  EXPECT_EQ(c.min_rps, 200.0);
+  EXPECT_EQ(c.max_failed, 4u);
+  for (const std::vector<const char*>& args :
+       {std::vector<const char*>{"--max-p99-ms", "5"},
+        std::vector<const char*>{"--udp", "--count", "5", "--min-rps", "1"}}) {
+    auto r = parse(args);
+    ASSERT_TRUE(std::holds_alternative<ClientCliExit>(r));
+    EXPECT_EQ(std::get<ClientCliExit>(r).code, 2);
+    EXPECT_NE(std::get<ClientCliExit>(r).text.find("go with TCP load mode"), std::string::npos);
+  }
+}
