@@ -47,8 +47,9 @@ struct ServerConfig {
   // --proxy-protocol: every connection begins with a PROXY header from a --proxy-from address.
   bool proxy_protocol = false;
   Millis proxy_timeout{3000};
-  std::shared_ptr<const CidrSet> proxy_from;  // null: loopback only
-  std::shared_ptr<const CidrSet> allow;       // null or empty: everyone not denied
+  // Who may send the header; null: no one (the CLI defaults to loopback, 127.0.0.0/8,::1/128).
+  std::shared_ptr<const CidrSet> proxy_from;
+  std::shared_ptr<const CidrSet> allow;  // null or empty: everyone not denied
   std::shared_ptr<const CidrSet> deny;
   unsigned max_conns_per_client = 0;  // 0: no limit
 };
