@@ -10,6 +10,12 @@
 
 namespace tcpd {
 
+// A server to load: --host/--port, or one --target HOST:PORT.
+struct Endpoint {
+  std::string host;
+  uint16_t port = 0;
+};
+
 struct ClientConfig {
   std::string host = "localhost";
   uint16_t port = 12345;
@@ -38,6 +44,14 @@ struct ClientConfig {
   double ramp_up_s = 0;   // --ramp-up: connections start spread over this long
   double interval_s = 0;  // --interval: a line per interval, and "intervals" in the JSON
   std::size_t size = 0;   // --size, 0 when not given
+  // --target HOST:PORT, repeatable: connections are spread over them round-robin. Empty: the one
+  // server of --host and --port.
+  std::vector<Endpoint> targets;
+  // --source ADDR, repeatable: local addresses bound before connecting, cycled over the
+  // connections (each adds a 4-tuple space of ephemeral ports).
+  std::vector<std::string> sources;
+  unsigned pipeline = 1;  // --pipeline: requests in flight per keep-alive connection
+  std::string hlog_file;  // --hlog: interval histograms in HdrHistogram's log format
   // --udp: datagrams instead of a connection.
   bool udp = false;
   unsigned retries = 0;    // --retries: single mode, datagrams sent again on no reply
@@ -53,9 +67,14 @@ struct ClientConfig {
 
   [[nodiscard]] bool load_mode() const {
     return count > 1 || duration_s.has_value() || concurrency > 1 || threads > 0 || rate > 0 ||
-           json || !messages.empty() || !msg_file.empty() || !histogram_file.empty();
+           json || !messages.empty() || !msg_file.empty() || !histogram_file.empty() ||
+           targets.size() > 1 || pipeline > 1 || !hlog_file.empty();
   }
   [[nodiscard]] bool stdin_mode() const { return msg == "-"; }
+  // The servers of a load run: --target's, or --host:--port.
+  [[nodiscard]] std::vector<Endpoint> endpoints() const {
+    return targets.empty() ? std::vector<Endpoint>{{host, port}} : targets;
+  }
 };
 
 }  // namespace tcpd

@@ -51,6 +51,25 @@ void Histogram::record(uint64_t micros) {
   sum_squares_ += static_cast<double>(micros) * static_cast<double>(micros);
 }
 
+void Histogram::record_n(uint64_t micros, uint64_t n) {
+  if (n == 0) return;
+  buckets_[index_of(micros)] += n;
+  count_ += n;
+  max_ = std::max(max_, micros);
+  min_ = std::min(min_, micros);
+  sum_ += micros * n;
+  sum_squares_ +=
+      static_cast<double>(micros) * static_cast<double>(micros) * static_cast<double>(n);
+}
+
+void Histogram::set_moments(uint64_t min, uint64_t max, uint64_t sum, double sum_squares) {
+  if (count_ == 0) return;
+  min_ = min;
+  max_ = max;
+  sum_ = sum;
+  sum_squares_ = sum_squares;
+}
+
 double Histogram::stddev() const {
   if (count_ == 0) return 0;
   const double m = mean();
@@ -69,8 +88,10 @@ void Histogram::merge(const Histogram& other) {
 uint64_t Histogram::percentile(double q) const {
   if (count_ == 0) return 0;
   q = std::clamp(q, 0.0, 1.0);
-  const auto rank =
-      std::max<uint64_t>(1, static_cast<uint64_t>(std::ceil(q * static_cast<double>(count_))));
+  // The small allowance keeps q = 99.9 / 100 (0.99900000000000011) from asking for one sample
+  // more than q = 0.999 does.
+  const auto rank = std::max<uint64_t>(
+      1, static_cast<uint64_t>(std::ceil(q * static_cast<double>(count_) - 1e-9)));
   uint64_t seen = 0;
   for (std::size_t i = 0; i < buckets_.size(); ++i) {
     seen += buckets_[i];

@@ -14,7 +14,12 @@ class Histogram {
  public:
   Histogram();
   void record(uint64_t micros);
+  // `n` samples of `micros` at once (reading a histogram back from its JSON buckets).
+  void record_n(uint64_t micros, uint64_t n);
   void merge(const Histogram& other);
+  // Replaces the exact moments, which bucket values only approximate, with ones saved with the
+  // buckets: min, max, the sum and the sum of squares of the samples.
+  void set_moments(uint64_t min, uint64_t max, uint64_t sum, double sum_squares);
 
   [[nodiscard]] uint64_t count() const { return count_; }
   [[nodiscard]] uint64_t max() const { return max_; }
@@ -23,6 +28,8 @@ class Histogram {
     return count_ == 0 ? 0 : static_cast<double>(sum_) / static_cast<double>(count_);
   }
   [[nodiscard]] double stddev() const;
+  [[nodiscard]] uint64_t sum() const { return sum_; }
+  [[nodiscard]] double sum_squares() const { return sum_squares_; }
   // The value at quantile q (0..1): the smallest bucket value with at least q of the samples at
   // or below it. 0 when empty.
   [[nodiscard]] uint64_t percentile(double q) const;

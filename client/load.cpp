@@ -15,10 +15,14 @@
 #include <optional>
 #include <stdexcept>
 #include <thread>
+#include <variant>
 #include <vector>
 
 #include "cpu_time.hpp"
 #include "load_loop.hpp"
+#include "msg_template.hpp"
+#include "socket.hpp"
+#include "value_checks.hpp"
 
 namespace tcpd {
 namespace {
@@ -36,6 +40,26 @@ Clock::duration seconds(double s) {
 // connect() scans the range, tcpc's core saturates, and every server measured the same
 // 14.3k/s. 64 addresses put that ceiling past any server's rate.
 constexpr uint64_t kOneShotSources = 64;
+
+std::variant<Target, std::string> source_address(const std::string& text, int family) {
+  Target t;
+  auto* in4 = reinterpret_cast<sockaddr_in*>(&t.addr);
+  auto* in6 = reinterpret_cast<sockaddr_in6*>(&t.addr);
+  if (::inet_pton(AF_INET, text.c_str(), &in4->sin_addr) == 1) {
+    in4->sin_family = AF_INET;
+    t.len = sizeof(sockaddr_in);
+  } else if (::inet_pton(AF_INET6, strip_brackets(text).c_str(), &in6->sin6_addr) == 1) {
+    in6->sin6_family = AF_INET6;
+    t.len = sizeof(sockaddr_in6);
+  } else {
+    return fmt::format("--source {}: not an IPv4 or IPv6 address", text);
+  }
+  if (t.addr.ss_family != family) {
+    return fmt::format("--source {}: an IPv{} address, but the target is IPv{}", text,
+                       family == AF_INET ? 6 : 4, family == AF_INET ? 4 : 6);
+  }
+  return t;
+}
 
 std::vector<sockaddr_storage> loopback_sources(const Target& target, uint64_t connections,
                                                bool keepalive) {
@@ -75,13 +99,49 @@ std::string proxy_header(int version) {
   return {v2, sizeof v2 - 1};
 }
 
+std::string escape_braces(const std::string& text) {
+  std::string out;
+  for (char c : text) {
+    out += c;
+    if (c == '{' || c == '}') out += c;
+  }
+  return out;
+}
+
+bool on_loopback(const Target& t) {
+  const auto* in4 = reinterpret_cast<const sockaddr_in*>(&t.addr);
+  return t.addr.ss_family == AF_INET && (ntohl(in4->sin_addr.s_addr) >> 24) == 127;
+}
+
+// --source's addresses, or, when every target is on 127/8, as many as the run needs
+// (loopback_sources).
+std::vector<Target> source_addresses(const ClientConfig& cfg, const std::vector<Target>& targets) {
+  std::vector<Target> out;
+  for (const std::string& a : cfg.sources) {
+    auto src = source_address(a, targets.front().addr.ss_family);
+    if (auto* why = std::get_if<std::string>(&src)) throw std::invalid_argument(*why);
+    out.push_back(std::get<Target>(src));
+  }
+  if (!out.empty()) return out;
+  if (!std::all_of(targets.begin(), targets.end(), on_loopback)) return out;
+  for (const sockaddr_storage& ss :
+       loopback_sources(targets.front(), cfg.concurrency, cfg.keepalive)) {
+    out.push_back({ss, sizeof(sockaddr_in)});
+  }
+  return out;
+}
+
 // The run's schedule: requests, the measured window, how many requests to schedule.
 void plan(RunState& run, const ClientConfig& cfg) {
-  for (const auto& m : cfg.messages) run.requests.push_back(m + "\n");
-  if (run.requests.empty()) run.requests.push_back(cfg.msg + "\n");
-  // One request per connection without --keepalive: the header goes before each.
-  if (cfg.proxy_header != 0) {
-    for (auto& r : run.requests) r = proxy_header(cfg.proxy_header) + r;
+  std::vector<std::string> texts = cfg.messages;
+  if (texts.empty()) texts.push_back(cfg.msg);
+  for (auto& t : texts) {
+    // One request per connection without --keepalive: the header goes before each. Its bytes
+    // are escaped so that the template leaves them as they are.
+    const std::string header = cfg.proxy_header != 0 ? proxy_header(cfg.proxy_header) : "";
+    auto parsed = MessageTemplate::parse(escape_braces(header) + t + "\n");
+    if (auto* why = std::get_if<std::string>(&parsed)) throw std::invalid_argument(*why);
+    run.requests.push_back(std::get<MessageTemplate>(std::move(parsed)));
   }
   Schedule& s = run.schedule;
   s.rate = cfg.rate;
@@ -93,13 +153,19 @@ void plan(RunState& run, const ClientConfig& cfg) {
     s.max_tickets = static_cast<uint64_t>((*cfg.duration_s + cfg.warmup_s) * cfg.rate + 1e-9);
   }
   run.threads = load_threads(cfg);
-  run.sources = loopback_sources(run.target, cfg.concurrency, cfg.keepalive);
+  run.sources = source_addresses(cfg, run.targets);
+}
+
+// Interval length: --interval, or 1 s for --hlog alone; 0: no intervals.
+double interval_of(const ClientConfig& cfg) {
+  if (cfg.interval_s > 0) return cfg.interval_s;
+  return cfg.hlog_file.empty() ? 0 : 1.0;
 }
 
 // Takes every thread's window: the figures of the interval that just ended at `end_s`.
 IntervalStats close_interval(std::vector<std::unique_ptr<Window>>& windows, double end_s,
-                             double length) {
-  Histogram merged;
+                             double length, Histogram& merged) {
+  merged = Histogram();
   IntervalStats iv;
   for (auto& w : windows) {
     std::lock_guard lock(w->mu);
@@ -117,20 +183,9 @@ IntervalStats close_interval(std::vector<std::unique_ptr<Window>>& windows, doub
 }
 
 // The threads' results added up.
-LoadResult merge_results(const std::vector<LoadResult>& results, bool rate) {
+LoadResult merge_results(const std::vector<LoadResult>& results) {
   LoadResult total;
-  if (rate) total.latency_uncorrected.emplace();
-  for (const auto& r : results) {
-    total.requests += r.requests;
-    total.ok += r.ok;
-    for (std::size_t k = 0; k < total.failures.size(); ++k) total.failures[k] += r.failures[k];
-    total.out_of_ports += r.out_of_ports;
-    total.out_of_fds += r.out_of_fds;
-    total.reconnects += r.reconnects;
-    total.last_done = std::max(total.last_done, r.last_done);
-    total.latency.merge(r.latency);
-    if (r.latency_uncorrected) total.latency_uncorrected->merge(*r.latency_uncorrected);
-  }
+  for (const auto& r : results) accumulate(total, r);
   return total;
 }
 
@@ -139,10 +194,12 @@ LoadResult merge_results(const std::vector<LoadResult>& results, bool rate) {
 class Run {
  public:
   Run(RunState& run, const ClientConfig& cfg) : run_(run), cfg_(cfg), results_(run.threads) {
-    if (cfg.rate > 0) {
-      for (auto& r : results_) r.latency_uncorrected.emplace();
+    for (auto& r : results_) {
+      if (cfg.rate > 0) r.latency_uncorrected.emplace();
+      if (cfg.rate > 0) r.send_lateness.emplace();
+      for (const Endpoint& e : cfg.endpoints()) r.targets.push_back({host_port(e.host, e.port)});
     }
-    if (cfg.interval_s > 0) {
+    if (interval_of(cfg) > 0) {
       for (unsigned i = 0; i < run.threads; ++i) windows_.push_back(std::make_unique<Window>());
     }
     running_ = run.threads;
@@ -163,7 +220,7 @@ class Run {
   }
 
   void watch(const std::function<void(const Progress&)>& on_tick) {
-    const auto period = cfg_.interval_s > 0 ? seconds(cfg_.interval_s) : seconds(1);
+    const auto period = interval_of(cfg_) > 0 ? seconds(interval_of(cfg_)) : seconds(1);
     std::unique_lock lock(mu_);
     auto next = run_.measured_from + period;
     while (!cv_.wait_until(lock, next, [&] { return running_ == 0; })) {
@@ -172,8 +229,9 @@ class Run {
       if (!windows_.empty()) {
         intervals_.push_back(close_interval(
             windows_, std::chrono::duration<double>(next - run_.measured_from).count(),
-            cfg_.interval_s));
+            interval_of(cfg_), interval_latency_));
         p.interval = &intervals_.back();
+        p.interval_latency = &interval_latency_;
       }
       on_tick(p);
       lock.lock();
@@ -181,19 +239,24 @@ class Run {
     }
   }
 
-  LoadResult finish() {
+  // `on_tick` gets the last, partial interval.
+  LoadResult finish(const std::function<void(const Progress&)>& on_tick) {
     for (auto& t : threads_) t.join();
     if (!error_.empty()) throw std::runtime_error(error_);
     if (!windows_.empty()) {
-      // The last, partial interval.
       const double open = since(run_.measured_from);
       const double last_end = intervals_.empty() ? 0 : intervals_.back().end_s;
       if (open > last_end + 1e-3) {
-        intervals_.push_back(close_interval(windows_, open, open - last_end));
+        intervals_.push_back(close_interval(windows_, open, open - last_end, interval_latency_));
+        Progress p{run_.done.load(), run_.ok.load(), since(run_.schedule.start)};
+        p.interval = &intervals_.back();
+        p.interval_latency = &interval_latency_;
+        on_tick(p);
       }
     }
-    LoadResult total = merge_results(results_, cfg_.rate > 0);
-    total.intervals = std::move(intervals_);
+    LoadResult total = merge_results(results_);
+    // Intervals kept only for --interval: --hlog alone writes them as they end.
+    if (cfg_.interval_s > 0) total.intervals = std::move(intervals_);
     total.threads = run_.threads;
     return total;
   }
@@ -208,6 +271,7 @@ class Run {
   std::vector<LoadResult> results_;
   std::vector<std::unique_ptr<Window>> windows_;
   std::vector<IntervalStats> intervals_;
+  Histogram interval_latency_;  // the interval just closed, merged
   std::vector<std::thread> threads_;
   std::mutex mu_;
   std::condition_variable cv_;
@@ -216,6 +280,37 @@ class Run {
 };
 
 }  // namespace
+
+void accumulate(LoadResult& total, const LoadResult& part) {
+  total.requests += part.requests;
+  total.ok += part.ok;
+  for (std::size_t k = 0; k < total.failures.size(); ++k) total.failures[k] += part.failures[k];
+  total.out_of_ports += part.out_of_ports;
+  total.out_of_fds += part.out_of_fds;
+  total.reconnects += part.reconnects;
+  total.unsent += part.unsent;
+  total.bytes_sent += part.bytes_sent;
+  total.bytes_received += part.bytes_received;
+  total.last_done = std::max(total.last_done, part.last_done);
+  total.latency.merge(part.latency);
+  auto add = [](std::optional<Histogram>& to, const std::optional<Histogram>& from) {
+    if (!from) return;
+    if (!to) to.emplace();
+    to->merge(*from);
+  };
+  add(total.latency_uncorrected, part.latency_uncorrected);
+  add(total.send_lateness, part.send_lateness);
+  for (const TargetCounts& t : part.targets) {
+    auto it = std::find_if(total.targets.begin(), total.targets.end(),
+                           [&](const TargetCounts& x) { return x.name == t.name; });
+    if (it == total.targets.end()) {
+      total.targets.push_back(t);
+    } else {
+      it->requests += t.requests;
+      it->ok += t.ok;
+    }
+  }
+}
 
 unsigned load_threads(const ClientConfig& cfg) {
   unsigned n = cfg.threads;
@@ -246,18 +341,20 @@ std::optional<std::string> reserve_descriptors(const ClientConfig& cfg) {
       cfg.concurrency, needed, rl.rlim_max, needed);
 }
 
-LoadResult run_load(const ClientConfig& cfg, const Target& target,
+LoadResult run_load(const ClientConfig& cfg, const std::vector<Target>& targets,
                     const std::function<void(const Progress&)>& on_tick, RunControl control) {
-  RunState run(cfg, target);
+  RunState run(cfg, targets);
   run.schedule.start = Clock::now();
   plan(run, cfg);
-  run.first = std::move(control.first);
+  run.firsts = std::move(control.firsts);
   run.stop = control.stop;
   const auto wall_start = std::chrono::system_clock::now();
   Run loops(run, cfg);
   loops.watch(on_tick);
-  LoadResult total = loops.finish();
+  LoadResult total = loops.finish(on_tick);
   total.started_at = wall_start;
+  total.window_start = wall_start + std::chrono::duration_cast<std::chrono::system_clock::duration>(
+                                        std::chrono::duration<double>(cfg.warmup_s));
   total.client_cpu_s = process_cpu_seconds();
   rusage ru{};
   if (::getrusage(RUSAGE_SELF, &ru) == 0) total.client_max_rss_kib = ru.ru_maxrss;

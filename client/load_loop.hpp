@@ -12,6 +12,7 @@
 #include "fd.hpp"
 #include "histogram.hpp"
 #include "load.hpp"
+#include "msg_template.hpp"
 #include "schedule.hpp"
 
 namespace tcpd {
@@ -28,22 +29,23 @@ struct Window {
 // What the event loops of one run share: the plan (read-only once they start) and a few
 // counters.
 struct RunState {
-  RunState(const ClientConfig& c, const Target& t) : cfg(c), target(t) {}
+  RunState(const ClientConfig& c, const std::vector<Target>& t) : cfg(c), targets(t) {}
 
   const ClientConfig& cfg;
-  const Target& target;
+  const std::vector<Target>& targets;  // connection i goes to targets[i % size]
   Schedule schedule;
   unsigned threads = 1;
-  std::vector<std::string> requests;  // each with its newline, cycled
-  // Local addresses to bind, cycled over the connections (empty: the kernel picks): see
-  // loopback_sources().
-  std::vector<sockaddr_storage> sources;
+  std::vector<MessageTemplate> requests;  // each ends in a newline, cycled
+  // Local addresses to bind, cycled over the connections (empty: the kernel picks): --source,
+  // or see loopback_sources().
+  std::vector<Target> sources;
   Clock::time_point measured_from{};        // start + --warmup
   std::atomic<uint64_t> closed_tickets{0};  // closed loop with --count: requests taken so far
   std::atomic<uint64_t> open_tickets{0};    // --rate: requests sent so far
   std::atomic<uint64_t> done{0};
   std::atomic<uint64_t> ok{0};
-  Fd first{};  // the connection that found the target: loop 0's first connection
+  // The connections that found the targets: firsts[t] is connection t's (to targets[t]).
+  std::vector<Fd> firsts;
   const std::atomic<bool>* stop = nullptr;
 
   [[nodiscard]] bool stopped() const {

@@ -9,11 +9,18 @@
 #include <iostream>
 #include <optional>
 #include <string>
+#include <string_view>
+#include <vector>
 
+#include "connect_targets.hpp"
 #include "exchange.hpp"
 #include "load.hpp"
+#include "merge.hpp"
+#include "msg_template.hpp"
 #include "report.hpp"
+#include "run_reporter.hpp"
 #include "socket.hpp"
+#include "summary_json.hpp"
 #include "tcpc_cli.hpp"
 #include "thresholds.hpp"
 #include "udp_load.hpp"
@@ -28,14 +35,6 @@ using tcpd::endpoint;
 int fail(const std::string& message) {
   std::fprintf(stderr, "tcpc: %s\n", message.c_str());
   return 1;
-}
-
-std::string connect_error(const ClientConfig& cfg, const tcpd::ConnectResult& c) {
-  std::string why = !c.detail.empty() ? c.detail
-                    : c.error == ETIMEDOUT
-                        ? fmt::format("timed out after {} ms", cfg.timeout.count())
-                        : std::string(std::strerror(c.error));
-  return fmt::format("cannot connect to {}: {}", endpoint(cfg), why);
 }
 
 std::string reply_error(const ClientConfig& cfg, const tcpd::ReplyResult& r) {
@@ -62,7 +61,7 @@ std::string reply_error(const ClientConfig& cfg, const tcpd::ReplyResult& r) {
 // One connection; one request from --msg, or one per stdin line.
 int run_single(const ClientConfig& cfg) {
   auto c = tcpd::connect_tcp(cfg.host, cfg.port, tcpd::Clock::now() + cfg.timeout);
-  if (!c.fd) return fail(connect_error(cfg, c));
+  if (!c.fd) return fail(tcpd::connect_error(cfg, c));
   tcpd::Connection conn(std::move(c.fd), cfg.timeout, cfg.max_reply);
   const std::string* expect = cfg.expect ? &*cfg.expect : nullptr;
   auto one = [&](const std::string& msg) -> int {
@@ -77,7 +76,12 @@ int run_single(const ClientConfig& cfg) {
     return r.closed ? -1 : 0;
   };
   if (!cfg.stdin_mode()) {
-    int rc = one(cfg.msg);
+    // --msg as a template, for connection 0 and request 0 (stdin lines are sent as they are).
+    auto parsed = tcpd::MessageTemplate::parse(cfg.msg);
+    std::string msg;
+    uint64_t rng = static_cast<uint64_t>(tcpd::Clock::now().time_since_epoch().count()) | 1;
+    std::get<tcpd::MessageTemplate>(parsed).render(0, 0, rng, msg);
+    int rc = one(msg);
     return rc < 0 ? 0 : rc;
   }
   std::string line;
@@ -117,7 +121,9 @@ void install_stop_handlers() {
 // --json prints one object whatever happens: a run that could not start says why.
 int fail_load(const ClientConfig& cfg, const std::string& message) {
   if (cfg.json) {
-    std::fputs(tcpd::load_error_json(cfg, message).c_str(), stdout);
+    const std::string out =
+        cfg.udp ? tcpd::udp_error_json(cfg, message) : tcpd::load_error_json(cfg, message);
+    std::fputs(out.c_str(), stdout);
   }
   return fail(message);
 }
@@ -127,8 +133,12 @@ std::optional<std::string> read_messages(ClientConfig& cfg) {
   std::ifstream in(cfg.msg_file);
   if (!in) return fmt::format("cannot read --msg-file {}: {}", cfg.msg_file, std::strerror(errno));
   std::string line;
-  while (std::getline(in, line)) {
+  for (int n = 1; std::getline(in, line); ++n) {
     if (!line.empty() && line.back() == '\r') line.pop_back();
+    auto parsed = tcpd::MessageTemplate::parse(line);
+    if (auto* why = std::get_if<std::string>(&parsed)) {
+      return fmt::format("--msg-file {} line {}: {}", cfg.msg_file, n, *why);
+    }
     cfg.messages.push_back(line);
   }
   if (cfg.messages.empty()) return fmt::format("--msg-file {} has no lines", cfg.msg_file);
@@ -141,45 +151,32 @@ int run_load_mode(ClientConfig cfg) {
     if (auto error = read_messages(cfg)) return fail_load(cfg, *error);
   }
   if (auto error = tcpd::reserve_descriptors(cfg)) return fail_load(cfg, *error);
-  // Resolve once and find the address that answers (localhost may be ::1 or 127.0.0.1). The
-  // connection that answers is the run's first connection, not a probe the server would count
-  // as a client without a request.
-  auto c = tcpd::connect_tcp(cfg.host, cfg.port, tcpd::Clock::now() + cfg.timeout);
-  if (!c.fd) return fail_load(cfg, connect_error(cfg, c));
-  tcpd::Target target;
-  target.len = sizeof target.addr;
-  if (::getpeername(c.fd.get(), reinterpret_cast<sockaddr*>(&target.addr), &target.len) != 0) {
-    return fail_load(cfg, fmt::format("getpeername: {}", std::strerror(errno)));
+  std::vector<tcpd::Target> targets;
+  tcpd::RunControl control{{}, &g_stop};
+  if (auto error = tcpd::find_targets(cfg, targets, control.firsts)) return fail_load(cfg, *error);
+  tcpd::RunReporter reporter(cfg);
+  if (auto error = reporter.open_hlog()) return fail_load(cfg, *error);
+  auto tick = [&](const tcpd::Progress& p) { reporter.tick(p); };
+  tcpd::LoadResult r;
+  try {
+    r = tcpd::run_load(cfg, targets, tick, std::move(control));
+  } catch (const std::invalid_argument& e) {
+    return fail_load(cfg, e.what());
   }
-  const bool show_progress = !cfg.quiet && ::isatty(STDERR_FILENO) != 0;
-  auto tick = [&](const tcpd::Progress& p) {
-    if (p.interval != nullptr) {
-      const tcpd::IntervalStats& iv = *p.interval;
-      std::fprintf(stderr, "tcpc: %7.2f s: %.0f req/s  p50 %llu us  p99 %llu us  %llu errors\n",
-                   iv.end_s, iv.rps, static_cast<unsigned long long>(iv.p50_us),
-                   static_cast<unsigned long long>(iv.p99_us),
-                   static_cast<unsigned long long>(iv.failed));
-      return;
-    }
-    if (!show_progress || p.seconds < 2.0) return;
-    std::fprintf(stderr, "tcpc: %.0f s: %llu requests, %llu failed, %.0f req/s\n", p.seconds,
-                 static_cast<unsigned long long>(p.requests),
-                 static_cast<unsigned long long>(p.requests - p.ok),
-                 static_cast<double>(p.ok) / p.seconds);
-  };
-  tcpd::LoadResult r = tcpd::run_load(cfg, target, tick, {std::move(c.fd), &g_stop});
   r.interrupted = g_stop.load();
   const std::string out =
       cfg.json ? tcpd::load_summary_json(cfg, r) : tcpd::load_summary_text(cfg, r);
   std::fputs(out.c_str(), stdout);
   std::fflush(stdout);
-  std::fputs(tcpd::rate_warning(cfg, r).c_str(), stderr);
+  const std::string missed = tcpd::rate_warning(cfg, r);
+  std::fputs((missed.empty() ? tcpd::concurrency_warning(cfg, r) : missed).c_str(), stderr);
   if (!cfg.histogram_file.empty()) {
     std::ofstream h(cfg.histogram_file);
     h << tcpd::histogram_text(r.latency);
     if (!h) return fail(fmt::format("cannot write --histogram {}", cfg.histogram_file));
   }
   std::fputs(tcpd::load_hints(r).c_str(), stderr);
+  if (reporter.hlog_failed()) return fail(fmt::format("cannot write --hlog {}", cfg.hlog_file));
   const auto thresholds = tcpd::check_thresholds(cfg, r);
   std::fputs(tcpd::threshold_violations(thresholds).c_str(), stderr);
   if (const int sig = g_signal.load(); sig != 0) return 128 + sig;
@@ -216,11 +213,62 @@ int run_udp_load_mode(const ClientConfig& cfg) {
   return r.lost() == 0 && r.sent > 0 ? 0 : 1;
 }
 
+// The lines of `name` ("-": stdin) as results to merge.
+std::optional<std::string> read_runs(const std::string& name, std::vector<tcpd::RunText>& runs) {
+  std::ifstream file;
+  std::istream* in = &std::cin;
+  if (name != "-") {
+    file.open(name);
+    if (!file) return fmt::format("cannot read {}: {}", name, std::strerror(errno));
+    in = &file;
+  }
+  std::string line;
+  std::vector<tcpd::RunText> found;
+  for (int n = 1; std::getline(*in, line); ++n) {
+    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
+    found.push_back({fmt::format("{}:{}", name, n), line});
+  }
+  if (found.empty()) return fmt::format("{} holds no result", name);
+  if (found.size() == 1) found[0].origin = name;
+  runs.insert(runs.end(), found.begin(), found.end());
+  return std::nullopt;
+}
+
+// tcpc merge FILE...: one result from several runs' --json output.
+int run_merge(int argc, char* argv[]) {
+  auto parsed = tcpd::parse_merge_cli(argc, argv);
+  if (auto* done = std::get_if<tcpd::ClientCliExit>(&parsed)) {
+    std::fputs(done->text.c_str(), done->code == 0 ? stdout : stderr);
+    return done->code;
+  }
+  const auto& m = std::get<tcpd::MergeConfig>(parsed);
+  std::vector<tcpd::RunText> runs;
+  for (const std::string& f : m.files) {
+    if (auto error = read_runs(f, runs)) return fail(*error);
+  }
+  ClientConfig cfg = m.limits;
+  tcpd::LoadResult r;
+  try {
+    r = tcpd::merge_runs(runs, cfg);
+  } catch (const std::runtime_error& e) {
+    return fail(fmt::format("merge: {}", e.what()));
+  }
+  const std::string out =
+      m.text ? tcpd::load_summary_text(cfg, r) : tcpd::load_summary_json(cfg, r);
+  std::fputs(out.c_str(), stdout);
+  std::fflush(stdout);
+  if (!r.error.empty()) return fail(r.error);
+  const auto thresholds = tcpd::check_thresholds(cfg, r);
+  std::fputs(tcpd::threshold_violations(thresholds).c_str(), stderr);
+  return tcpd::load_exit_status(cfg, r, thresholds);
+}
+
 }  // namespace
 
 int main(int argc, char* argv[]) {
   std::signal(SIGPIPE, SIG_IGN);
   try {
+    if (argc > 1 && std::string_view(argv[1]) == "merge") return run_merge(argc - 1, argv + 1);
     auto parsed = tcpd::parse_client_cli(argc, argv);
     if (auto* done = std::get_if<tcpd::ClientCliExit>(&parsed)) {
       std::fputs(done->text.c_str(), done->code == 0 ? stdout : stderr);

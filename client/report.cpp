@@ -3,12 +3,8 @@
 #include <fmt/format.h>
 
 #include <cmath>
-#include <ctime>
 
-#include "json.hpp"
 #include "socket.hpp"
-#include "thresholds.hpp"
-#include "version.hpp"
 
 namespace tcpd {
 namespace {
@@ -25,8 +21,9 @@ double rps(const LoadResult& r) {
 
 std::string load_summary_text(const ClientConfig& cfg, const LoadResult& r) {
   std::string out = fmt::format(
-      "{} load, concurrency {}{}: {} requests in {:.2f} s, {} ok, {} failed, {:.0f} req/s\n",
+      "{} load, concurrency {}{}{}: {} requests in {:.2f} s, {} ok, {} failed, {:.0f} req/s\n",
       mode_name(cfg), cfg.concurrency,
+      cfg.pipeline > 1 ? fmt::format(", pipeline {}", cfg.pipeline) : std::string{},
       cfg.rate > 0 ? fmt::format(", rate {:.0f}/s", cfg.rate) : std::string{}, r.requests,
       r.seconds, r.ok, r.failed(), rps(r));
   if (r.failed() > 0) {
@@ -42,6 +39,17 @@ std::string load_summary_text(const ClientConfig& cfg, const LoadResult& r) {
                        r.reconnects);
   }
   if (r.interrupted) out += "interrupted: the figures cover the run until the signal\n";
+  if (r.runs > 1) out += fmt::format("merged: {} runs\n", r.runs);
+  const double s = r.seconds > 0 ? r.seconds : 1;
+  out += fmt::format("bytes: {} sent ({:.0f}/s), {} received ({:.0f}/s)\n", r.bytes_sent,
+                     static_cast<double>(r.bytes_sent) / s, r.bytes_received,
+                     static_cast<double>(r.bytes_received) / s);
+  if (r.targets.size() > 1) {
+    for (const TargetCounts& t : r.targets) {
+      out += fmt::format("target {}: {} requests, {} ok, {} failed\n", t.name, t.requests, t.ok,
+                         t.requests - t.ok);
+    }
+  }
   const Histogram& h = r.latency;
   if (r.ok == 0) {
     out += "latency: none (no request succeeded)\n";
@@ -55,85 +63,16 @@ std::string load_summary_text(const ClientConfig& cfg, const LoadResult& r) {
     out += fmt::format("from the actual send (uncorrected): p50 {}  p99 {}  max {}\n",
                        u.percentile(0.50), u.percentile(0.99), u.max());
   }
+  if (r.send_lateness && r.send_lateness->count() > 0) {
+    const Histogram& l = *r.send_lateness;
+    out += fmt::format("send lateness against the schedule (us): p50 {}  p99 {}  max {}\n",
+                       l.percentile(0.50), l.percentile(0.99), l.max());
+  }
   return out;
 }
-
-namespace {
-
-// "p50_us":…,"p90_us":…: the percentiles of `h`, null when no request succeeded (percentiles of
-// nothing are not 0). `suffix` names the uncorrected set.
-std::string percentiles_json(const Histogram& h, bool any, std::string_view suffix) {
-  auto us = [&](uint64_t v) { return any ? std::to_string(v) : std::string("null"); };
-  return fmt::format(
-      R"(,"p50_us{0}":{1},"p90_us{0}":{2},"p99_us{0}":{3},"p999_us{0}":{4},"max_us{0}":{5})",
-      suffix, us(h.percentile(0.50)), us(h.percentile(0.90)), us(h.percentile(0.99)),
-      us(h.percentile(0.999)), us(h.max()));
-}
-
-std::string rfc3339(std::chrono::system_clock::time_point t) {
-  const time_t secs = std::chrono::system_clock::to_time_t(t);
-  tm utc{};
-  ::gmtime_r(&secs, &utc);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &utc);
-  return buf;
-}
-
-}  // namespace
 
 std::string endpoint(const ClientConfig& cfg) {
   return host_port(cfg.host, cfg.port);
-}
-
-std::string load_summary_json(const ClientConfig& cfg, const LoadResult& r) {
-  const Histogram& h = r.latency;
-  std::string out = fmt::format(
-      R"({{"version":"{}","target":{},"start":"{}","mode":"{}","threads":{},"connections":{},"concurrency":{},"rate":{},"requests":{},"ok":{},"failed":{})",
-      kVersion, json_string(endpoint(cfg)), rfc3339(r.started_at), mode_name(cfg), r.threads,
-      cfg.concurrency, cfg.concurrency, cfg.rate, r.requests, r.ok, r.failed());
-  for (int k = 1; k < kFailureKinds; ++k) {
-    out += fmt::format(R"(,"{}":{})", failure_name(static_cast<Failure>(k)), r.failures[k]);
-  }
-  out += fmt::format(R"(,"reconnects":{},"interrupted":{})", r.reconnects, r.interrupted);
-  out += fmt::format(R"(,"seconds":{:.3f},"rps":{:.1f})", r.seconds, rps(r));
-  out += fmt::format(R"(,"client_cpu_s":{:.3f},"client_max_rss_kib":{})", r.client_cpu_s,
-                     r.client_max_rss_kib);
-  if (cfg.rate > 0) {
-    out += fmt::format(R"(,"target_rps":{},"achieved_rps":{:.1f},"unsent":{})", cfg.rate, rps(r),
-                       r.unsent);
-  }
-  const bool any = r.ok > 0;
-  out += any ? fmt::format(R"(,"mean_us":{:.1f},"min_us":{})", h.mean(), h.min())
-             : std::string(R"(,"mean_us":null,"min_us":null)");
-  out += percentiles_json(h, any, "");
-  out += R"(,"percentiles_us":{)";
-  for (std::size_t i = 0; i < cfg.percentiles.size(); ++i) {
-    const double p = cfg.percentiles[i];
-    out += fmt::format(R"({}"{:g}":{})", i == 0 ? "" : ",", p,
-                       any ? std::to_string(h.percentile(p / 100)) : std::string("null"));
-  }
-  out += "}";
-  out += percentiles_json(r.latency_uncorrected ? *r.latency_uncorrected : h, any, "_uncorrected");
-  out += thresholds_json(check_thresholds(cfg, r));
-  if (cfg.interval_s > 0) {
-    out += R"(,"intervals":[)";
-    for (std::size_t i = 0; i < r.intervals.size(); ++i) {
-      const IntervalStats& iv = r.intervals[i];
-      auto us = [&](uint64_t v) { return iv.ok > 0 ? std::to_string(v) : std::string("null"); };
-      out += fmt::format(
-          R"({}{{"end_s":{:.3f},"ok":{},"failed":{},"rps":{:.1f},"p50_us":{},"p99_us":{}}})",
-          i == 0 ? "" : ",", iv.end_s, iv.ok, iv.failed, iv.rps, us(iv.p50_us), us(iv.p99_us));
-    }
-    out += "]";
-  }
-  out += "}\n";
-  return out;
-}
-
-std::string load_error_json(const ClientConfig& cfg, const std::string& error) {
-  return fmt::format(R"({{"mode":"{}","target":{},"requests":0,"ok":0,"failed":0,"error":{}}})",
-                     mode_name(cfg), json_string(endpoint(cfg)), json_string(error)) +
-         "\n";
 }
 
 std::string histogram_text(const Histogram& h) {
@@ -188,6 +127,32 @@ std::string rate_warning(const ClientConfig& cfg, const LoadResult& r) {
                    : std::string();
   return fmt::format("tcpc: achieved {:.1f} req/s, {:.0f}% of the --rate {:g} target: {}{}\n",
                      rps(r), 100 * rps(r) / cfg.rate, cfg.rate, why, unsent);
+}
+
+std::string concurrency_warning(const ClientConfig& cfg, const LoadResult& r) {
+  if (cfg.rate <= 0 || r.ok == 0 || r.interrupted || !r.send_lateness) return {};
+  const Histogram& late = *r.send_lateness;
+  const Histogram& u = r.latency_uncorrected ? *r.latency_uncorrected : r.latency;
+  const uint64_t late_p99 = late.percentile(0.99);
+  // Sends later than a millisecond and than the requests themselves take waited for a free
+  // connection; unless tcpc's own CPU was spent (rate_warning says that).
+  if (late.count() == 0 || late_p99 < 1000 || late_p99 < u.percentile(0.99)) return {};
+  // A few late sends are the run's start (connections still opening), not a shortage.
+  uint64_t over_1ms = 0;
+  late.for_each([&](uint64_t value, uint64_t count) { over_1ms += value >= 1000 ? count : 0; });
+  if (over_1ms < 10) return {};
+  if (r.threads > 0 && r.client_cpu_s > 0.85 * r.seconds * r.threads) return {};
+  const double capacity = static_cast<double>(cfg.concurrency) * cfg.pipeline;
+  const double busy = cfg.rate * u.mean() / 1e6;  // requests in flight on average (Little)
+  const auto suggest =
+      static_cast<uint64_t>(std::min(1e6, std::ceil(std::max(2 * capacity, 4 * busy))));
+  return fmt::format(
+      "tcpc: --concurrency {} is low for --rate {:g}: sends waited for a free connection (p99 "
+      "{:.1f} ms late), and the corrected latency counts that wait (p99 {:.1f} ms, against "
+      "{:.1f} ms from the actual send). Try --concurrency {} or more\n",
+      cfg.concurrency, cfg.rate, static_cast<double>(late_p99) / 1e3,
+      static_cast<double>(r.latency.percentile(0.99)) / 1e3,
+      static_cast<double>(u.percentile(0.99)) / 1e3, suggest);
 }
 
 std::string load_hints(const LoadResult& r) {

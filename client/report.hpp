@@ -11,15 +11,12 @@ namespace tcpd {
 std::string endpoint(const ClientConfig& cfg);
 
 std::string load_summary_text(const ClientConfig& cfg, const LoadResult& r);
-// One JSON object on one line: mode, concurrency, requests, ok, failed, each failure kind,
-// reconnects, interrupted, seconds, rps, client_cpu_s, client_max_rss_kib, p50_us, p90_us, p99_us,
-// p999_us, max_us (the percentiles null when no request succeeded).
-std::string load_summary_json(const ClientConfig& cfg, const LoadResult& r);
-// The one JSON object of a run that could not start: {"mode", "target", ..., "error"}.
-std::string load_error_json(const ClientConfig& cfg, const std::string& error);
 // With --rate, when less than 95% of the target was achieved: one line saying so and the likely
 // cause (failures, too few connections for the server's latency, or the client itself).
 std::string rate_warning(const ClientConfig& cfg, const LoadResult& r);
+// With --rate, when sends left late waiting for a free connection (so the corrected latency
+// measures tcpc's queue as much as the server): one line saying so and a --concurrency to use.
+std::string concurrency_warning(const ClientConfig& cfg, const LoadResult& r);
 // The full latency distribution in HdrHistogram's percentile text format (Value, Percentile,
 // TotalCount, 1/(1-Percentile)), values in microseconds, for --histogram FILE.
 std::string histogram_text(const Histogram& h);

@@ -7,6 +7,9 @@
 #include <string>
 #include <vector>
 
+#include <fmt/format.h>
+
+#include "msg_template.hpp"
 #include "value_checks.hpp"
 #include "version.hpp"
 
@@ -51,15 +54,37 @@ struct ThresholdFlags {
   std::vector<long long> max_failed;
 };
 
-// Repeated, a threshold takes its strictest value. Thresholds judge a TCP load run only.
-std::optional<std::string> set_thresholds(ClientConfig& cfg, const ThresholdFlags& f) {
-  const bool any =
-      !f.max_p99.empty() || !f.max_p999.empty() || !f.min_rps.empty() || !f.max_failed.empty();
-  if (!any) return std::nullopt;
-  if (cfg.udp || !cfg.load_mode()) {
-    return "thresholds (--max-p99-ms, --max-p999-ms, --min-rps, --max-failed) go with TCP load "
-           "mode (see tcpc --help)";
-  }
+void add_threshold_options(CLI::App& app, ThresholdFlags& limits) {
+  // One value per occurrence (repeatable), so that `tcpc merge --min-rps 10 a.json` does not
+  // take the file for a second value.
+  app.add_option("--max-p99-ms", limits.max_p99, "exit 3 unless p99 latency is at most this")
+      ->allow_extra_args(false)
+      ->type_name("MS")
+      ->check(number(0, 86400000.0));
+  app.add_option("--max-p999-ms", limits.max_p999, "exit 3 unless p99.9 is at most this")
+      ->allow_extra_args(false)
+      ->type_name("MS")
+      ->check(number(0, 86400000.0));
+  app.add_option("--min-rps", limits.min_rps,
+                 "exit 3 unless at least this many requests/s succeeded (with --rate: the "
+                 "target was met)")
+      ->allow_extra_args(false)
+      ->type_name("R")
+      ->check(number(0, 1e9));
+  app.add_option("--max-failed", limits.max_failed,
+                 "exit 3 when more requests than this failed; up to it, failures do not make "
+                 "the exit status 1")
+      ->allow_extra_args(false)
+      ->type_name("N")
+      ->check(integer(0, 1000000000000LL));
+}
+
+bool any_threshold(const ThresholdFlags& f) {
+  return !f.max_p99.empty() || !f.max_p999.empty() || !f.min_rps.empty() || !f.max_failed.empty();
+}
+
+// Repeated, a threshold takes its strictest value.
+void set_thresholds(ClientConfig& cfg, const ThresholdFlags& f) {
   if (!f.max_p99.empty()) cfg.max_p99_ms = *std::min_element(f.max_p99.begin(), f.max_p99.end());
   if (!f.max_p999.empty()) {
     cfg.max_p999_ms = *std::min_element(f.max_p999.begin(), f.max_p999.end());
@@ -68,6 +93,38 @@ std::optional<std::string> set_thresholds(ClientConfig& cfg, const ThresholdFlag
   if (!f.max_failed.empty()) {
     cfg.max_failed =
         static_cast<uint64_t>(*std::min_element(f.max_failed.begin(), f.max_failed.end()));
+  }
+}
+
+// "host:port", "[v6]:port" into an endpoint; why not.
+std::variant<Endpoint, std::string> parse_endpoint(const std::string& text) {
+  const std::size_t colon = text.rfind(':');
+  if (colon == std::string::npos || colon == 0) return std::string("expected HOST:PORT");
+  std::string host = text.substr(0, colon);
+  if (host.find(':') != std::string::npos && host.front() != '[') {
+    return std::string("write an IPv6 address in brackets: [ADDR]:PORT");
+  }
+  std::string port = text.substr(colon + 1);
+  if (std::string why = check_integer(port, 1, 65535); !why.empty()) return "port " + why;
+  return Endpoint{strip_brackets(host), static_cast<uint16_t>(std::stoi(port))};
+}
+
+// What --target, --source, --pipeline, --hlog and request templates need.
+std::optional<std::string> traffic_conflicts(const ClientConfig& cfg, bool target, bool pipeline) {
+  if (cfg.udp && (target || !cfg.sources.empty() || pipeline || !cfg.hlog_file.empty())) {
+    return "--target, --source, --pipeline and --hlog are TCP options, not for --udp";
+  }
+  if (pipeline && !cfg.keepalive) {
+    return "--pipeline needs --keepalive (a one-shot connection carries one request)";
+  }
+  if (cfg.targets.size() > cfg.concurrency) {
+    return fmt::format("{} targets need --concurrency {} at least (a connection each)",
+                       cfg.targets.size(), cfg.targets.size());
+  }
+  if (!cfg.sources.empty() && !cfg.load_mode()) return "--source goes with load mode";
+  if (!cfg.udp && !cfg.stdin_mode()) {
+    auto parsed = MessageTemplate::parse(cfg.msg);
+    if (auto* why = std::get_if<std::string>(&parsed)) return "--msg: " + *why;
   }
   return std::nullopt;
 }
@@ -81,6 +138,52 @@ std::optional<std::string> udp_conflicts(const ClientConfig& cfg, bool warmup) {
   }
   if (cfg.size > 65507) return "--size: a UDP datagram holds at most 65507 bytes";
   if (cfg.msg.size() > 65507) return "--msg: a UDP datagram holds at most 65507 bytes";
+  return std::nullopt;
+}
+
+// Which of the flags whose meaning depends on others were given.
+struct Given {
+  bool target = false;
+  bool pipeline = false;
+  bool proxy = false;
+  bool warmup = false;
+  bool thresholds = false;
+};
+
+// --target HOST:PORT..., in place of --host and --port.
+std::optional<std::string> set_targets(ClientConfig& cfg, const std::vector<std::string>& targets,
+                                       bool host_or_port) {
+  if (host_or_port) return "--target replaces --host and --port (see tcpc --help)";
+  for (const std::string& t : targets) {
+    auto e = parse_endpoint(t);
+    if (auto* why = std::get_if<std::string>(&e)) return "--target " + t + ": " + *why;
+    cfg.targets.push_back(std::get<Endpoint>(e));
+  }
+  cfg.host = cfg.targets.front().host;
+  cfg.port = cfg.targets.front().port;
+  return std::nullopt;
+}
+
+// The stderr line for flags that do not go together; nullopt when they do.
+std::optional<std::string> combination_error(const ClientConfig& cfg, const Given& g) {
+  auto usage = [](const std::string& why) { return "tcpc: " + why + " (see tcpc --help)\n"; };
+  if (auto why = traffic_conflicts(cfg, g.target, g.pipeline)) return usage(*why);
+  // Thresholds judge a TCP load run only.
+  if (g.thresholds && (cfg.udp || !cfg.load_mode())) {
+    return usage(
+        "thresholds (--max-p99-ms, --max-p999-ms, --min-rps, --max-failed) go with TCP load "
+        "mode");
+  }
+  if (g.proxy && (cfg.keepalive || cfg.udp || !cfg.load_mode())) {
+    return "tcpc: --proxy-header goes with one-shot load mode (no --keepalive, no --udp)\n";
+  }
+  if (cfg.udp) {
+    if (auto why = udp_conflicts(cfg, g.warmup)) return usage(*why);
+  }
+  if (g.warmup && !cfg.duration_s) return usage("--warmup needs --duration");
+  if (cfg.stdin_mode() && cfg.load_mode()) {
+    return "tcpc: --msg - reads requests from stdin and cannot be combined with load mode\n";
+  }
   return std::nullopt;
 }
 
@@ -205,23 +308,27 @@ std::variant<ClientConfig, ClientCliExit> parse_client_cli(int argc, const char*
           ->type_name("1|2")
           ->check(integer(1, 2));
   ThresholdFlags limits;
-  app.add_option("--max-p99-ms", limits.max_p99,
-                 "load mode: exit 3 unless p99 latency is at most this")
-      ->type_name("MS")
-      ->check(number(0, 86400000.0));
-  app.add_option("--max-p999-ms", limits.max_p999, "load mode: exit 3 unless p99.9 is at most this")
-      ->type_name("MS")
-      ->check(number(0, 86400000.0));
-  app.add_option("--min-rps", limits.min_rps,
-                 "load mode: exit 3 unless at least this many requests/s succeeded (with "
-                 "--rate: the target was met)")
-      ->type_name("R")
-      ->check(number(0, 1e9));
-  app.add_option("--max-failed", limits.max_failed,
-                 "load mode: exit 3 when more requests than this failed; "
-                 "up to it, failures do not make the exit status 1")
-      ->type_name("N")
-      ->check(integer(0, 1000000000000LL));
+  add_threshold_options(app, limits);
+  std::vector<std::string> targets;
+  auto* target_opt =
+      app.add_option("--target", targets,
+                     "load mode: a server as HOST:PORT ([IPv6]:PORT); repeat it to spread the "
+                     "connections over several, round-robin (instead of --host/--port)")
+          ->type_name("HOST:PORT");
+  app.add_option("--source", cfg.sources,
+                 "load mode: bind connections to this local address; repeat it to cycle over "
+                 "several (each adds a range of ephemeral ports)")
+      ->type_name("ADDR");
+  long long pipeline = 1;
+  auto* pipeline_opt =
+      app.add_option("--pipeline", pipeline,
+                     "load mode, with --keepalive: requests in flight per connection")
+          ->type_name("N")
+          ->check(integer(1, 4096));
+  app.add_option("--hlog", cfg.hlog_file,
+                 "load mode: write each --interval's latency histogram (default 1 s) to FILE in "
+                 "HdrHistogram's log format (.hlog)")
+      ->type_name("FILE");
   auto* warmup_opt = app.add_option("--warmup", cfg.warmup_s,
                                     "load mode: seconds run first and left out of every figure")
                          ->type_name("SECONDS")
@@ -252,30 +359,52 @@ std::variant<ClientConfig, ClientCliExit> parse_client_cli(int argc, const char*
   cfg.msg_file = msg_file;
   cfg.size = size;
   cfg.retries = static_cast<unsigned>(retries);
-  cfg.rcvbuf = static_cast<std::size_t>(rcvbuf);
-  if (auto why = set_thresholds(cfg, limits)) return ClientCliExit{2, "tcpc: " + *why + "\n"};
-  if (*proxy_opt && (cfg.keepalive || cfg.udp || !cfg.load_mode())) {
-    return ClientCliExit{
-        2, "tcpc: --proxy-header goes with one-shot load mode (no --keepalive, no --udp)\n"};
-  }
-  if (cfg.udp) {
-    if (auto why = udp_conflicts(cfg, warmup_opt->count() > 0)) {
-      return ClientCliExit{2, "tcpc: " + *why + " (see tcpc --help)\n"};
+  cfg.pipeline = static_cast<unsigned>(pipeline);
+  if (!targets.empty()) {
+    if (auto why = set_targets(cfg, targets, app.count("--host") + app.count("--port") > 0)) {
+      return ClientCliExit{2, "tcpc: " + *why + "\n"};
     }
   }
+  cfg.rcvbuf = static_cast<std::size_t>(rcvbuf);
+  const Given given{target_opt->count() > 0, pipeline_opt->count() > 0, proxy_opt->count() > 0,
+                    warmup_opt->count() > 0, any_threshold(limits)};
+  if (auto line = combination_error(cfg, given)) return ClientCliExit{2, *line};
+  set_thresholds(cfg, limits);
   if (!percentiles.empty()) {
     if (auto why = parse_percentiles(percentiles, cfg.percentiles)) {
       return ClientCliExit{2, "tcpc: --percentiles: " + *why + " (see tcpc --help)\n"};
     }
   }
-  if (*warmup_opt && !cfg.duration_s) {
-    return ClientCliExit{2, "tcpc: --warmup needs --duration (see tcpc --help)\n"};
-  }
-  if (cfg.stdin_mode() && cfg.load_mode()) {
-    return ClientCliExit{
-        2, "tcpc: --msg - reads requests from stdin and cannot be combined with load mode\n"};
-  }
   return cfg;
+}
+
+}  // namespace tcpd
+
+namespace tcpd {
+
+std::variant<MergeConfig, ClientCliExit> parse_merge_cli(int argc, const char* const argv[]) {
+  MergeConfig m;
+  CLI::App app{
+      "tcpc merge: combine the --json results of several tcpc runs (one generator each) into one "
+      "result of the same schema: counts and bytes summed, rates over the union of their measured "
+      "windows, percentiles from the merged histograms",
+      "tcpc merge"};
+  app.add_option("FILE", m.files, "a file of tcpc --json results, one per line ('-': stdin)")
+      ->required()
+      ->type_name("FILE");
+  app.add_flag("--text", m.text, "print the summary as text instead of JSON");
+  ThresholdFlags limits;
+  add_threshold_options(app, limits);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::Success&) {
+    return ClientCliExit{0, app.help()};
+  } catch (const CLI::ParseError& e) {
+    std::string what = e.what();
+    return ClientCliExit{2, "tcpc merge: " + what + " (see tcpc merge --help)\n"};
+  }
+  set_thresholds(m.limits, limits);
+  return m;
 }
 
 }  // namespace tcpd

@@ -2,6 +2,7 @@
 
 #include <string>
 #include <variant>
+#include <vector>
 
 #include "client_config.hpp"
 
@@ -13,5 +14,14 @@ struct ClientCliExit {
 };
 
 std::variant<ClientConfig, ClientCliExit> parse_client_cli(int argc, const char* const argv[]);
+
+// `tcpc merge [--text] [thresholds] FILE...`
+struct MergeConfig {
+  std::vector<std::string> files;
+  bool text = false;
+  ClientConfig limits;  // only its thresholds are set
+};
+// argv without the "merge" word: argv[0] is the program.
+std::variant<MergeConfig, ClientCliExit> parse_merge_cli(int argc, const char* const argv[]);
 
 }  // namespace tcpd

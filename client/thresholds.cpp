@@ -71,18 +71,6 @@ std::string threshold_violations(const std::vector<Threshold>& ts) {
   return out;
 }
 
-std::string thresholds_json(const std::vector<Threshold>& ts) {
-  if (ts.empty()) return {};
-  std::string out = R"(,"thresholds":[)";
-  for (std::size_t i = 0; i < ts.size(); ++i) {
-    const Threshold& t = ts[i];
-    out += fmt::format(R"({}{{"name":"{}","limit":{:g},"actual":{},"held":{}}})", i == 0 ? "" : ",",
-                       t.name, t.limit,
-                       t.actual ? fmt::format("{:g}", *t.actual) : std::string("null"), t.held);
-  }
-  return out + "]";
-}
-
 int load_exit_status(const ClientConfig& cfg, const LoadResult& r,
                      const std::vector<Threshold>& ts) {
   if (std::any_of(ts.begin(), ts.end(), [](const Threshold& t) { return !t.held; })) return 3;

@@ -26,10 +26,6 @@ std::vector<Threshold> check_thresholds(const ClientConfig& cfg, const LoadResul
 // 7.3 ms". Empty when all held.
 std::string threshold_violations(const std::vector<Threshold>& ts);
 
-// ,"thresholds":[{"name":…,"limit":…,"actual":…,"held":…},…] for the JSON summary; empty when no
-// threshold was asked for.
-std::string thresholds_json(const std::vector<Threshold>& ts);
-
 // The exit status of a load run: 3 when a threshold was violated, else 1 when requests failed
 // (unless --max-failed allowed them), else 0.
 int load_exit_status(const ClientConfig& cfg, const LoadResult& r,

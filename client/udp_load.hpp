@@ -33,6 +33,7 @@ struct UdpLoadResult {
   double client_cpu_s = 0;
   long client_max_rss_kib = 0;
   bool interrupted = false;
+  std::string error;  // why the run could not start; empty when it ran
   std::chrono::system_clock::time_point started_at{};
   Histogram latency;                             // µs; with --rate from the scheduled send time
   std::optional<Histogram> latency_uncorrected;  // with --rate: from the actual send

@@ -61,9 +61,10 @@ std::string udp_summary_text(const ClientConfig& cfg, const UdpLoadResult& r) {
 
 std::string udp_summary_json(const ClientConfig& cfg, const UdpLoadResult& r) {
   std::string out = fmt::format(
-      R"({{"version":"{}","target":{},"mode":"udp","threads":{},"concurrency":{},"rate":{},"size":{})",
-      kVersion, json_string(endpoint(cfg)), r.threads, cfg.concurrency, cfg.rate,
-      udp_datagram_size(cfg));
+      R"({{"schema":1,"tool":"tcpc","version":"{}","protocol":"udp","mode":"{}","error":{},"target":{},"threads":{},"concurrency":{},"rate":{},"size":{})",
+      kVersion, cfg.rate > 0 ? "open" : "closed",
+      r.error.empty() ? std::string("null") : json_string(r.error), json_string(endpoint(cfg)),
+      r.threads, cfg.concurrency, cfg.rate, udp_datagram_size(cfg));
   out += fmt::format(
       R"(,"sent":{},"received":{},"lost":{},"duplicated":{},"reordered":{},"loss_percent":{:.3f},"jitter_us":{:.1f})",
       r.sent, r.received, r.lost(), r.duplicated, r.reordered, r.loss_percent(), r.jitter_us);
@@ -86,6 +87,12 @@ std::string udp_summary_json(const ClientConfig& cfg, const UdpLoadResult& r) {
   out += percentiles(r.latency_uncorrected ? *r.latency_uncorrected : r.latency, "_uncorrected");
   out += "}\n";
   return out;
+}
+
+std::string udp_error_json(const ClientConfig& cfg, const std::string& error) {
+  UdpLoadResult r;
+  r.error = error;
+  return udp_summary_json(cfg, r);
 }
 
 std::string udp_warnings(const ClientConfig& cfg, const UdpLoadResult& r) {

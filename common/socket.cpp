@@ -194,9 +194,11 @@ uint16_t local_port(int fd) {
   return 0;
 }
 
-ConnectResult connect_addr(const sockaddr* sa, socklen_t len, Clock::time_point deadline) {
+ConnectResult connect_addr(const sockaddr* sa, socklen_t len, Clock::time_point deadline,
+                           const sockaddr* source, socklen_t source_len) {
   Fd fd(::socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
   if (!fd) return {Fd{}, errno, {}};
+  if (source != nullptr && ::bind(fd.get(), source, source_len) != 0) return {Fd{}, errno, {}};
   if (::connect(fd.get(), sa, len) == 0) return {std::move(fd), 0, {}};
   if (errno != EINPROGRESS && errno != EINTR) return {Fd{}, errno, {}};
   int err = 0;
@@ -209,14 +211,17 @@ ConnectResult connect_addr(const sockaddr* sa, socklen_t len, Clock::time_point 
   return {std::move(fd), 0, {}};
 }
 
-ConnectResult connect_tcp(const std::string& host, uint16_t port, Clock::time_point deadline) {
+ConnectResult connect_tcp(const std::string& host, uint16_t port, Clock::time_point deadline,
+                          const sockaddr* source, socklen_t source_len) {
   AddrList res(nullptr, &::freeaddrinfo);
   if (int rc = resolve(host, port, AI_ADDRCONFIG, res); rc != 0) {
     return {Fd{}, rc == EAI_SYSTEM ? errno : 0, gai_strerror(rc)};
   }
-  ConnectResult last{Fd{}, ECONNREFUSED, {}};
+  // EAFNOSUPPORT: no address of the source's family.
+  ConnectResult last{Fd{}, source != nullptr ? EAFNOSUPPORT : ECONNREFUSED, {}};
   for (addrinfo* ai = res.get(); ai != nullptr; ai = ai->ai_next) {
-    last = connect_addr(ai->ai_addr, ai->ai_addrlen, deadline);
+    if (source != nullptr && ai->ai_family != source->sa_family) continue;
+    last = connect_addr(ai->ai_addr, ai->ai_addrlen, deadline, source, source_len);
     if (last.fd || last.error == ETIMEDOUT) break;
   }
   return last;

@@ -46,9 +46,12 @@ struct ConnectResult {
 };
 
 // Resolves `host` (IPv4 or IPv6) and tries each address in turn until one connects or the
-// deadline passes.
-ConnectResult connect_tcp(const std::string& host, uint16_t port, Clock::time_point deadline);
-ConnectResult connect_addr(const sockaddr* sa, socklen_t len, Clock::time_point deadline);
+// deadline passes. With a `source`, the socket is bound to it first, and only addresses of its
+// family are tried (EAFNOSUPPORT when `host` has none).
+ConnectResult connect_tcp(const std::string& host, uint16_t port, Clock::time_point deadline,
+                          const sockaddr* source = nullptr, socklen_t source_len = 0);
+ConnectResult connect_addr(const sockaddr* sa, socklen_t len, Clock::time_point deadline,
+                           const sockaddr* source = nullptr, socklen_t source_len = 0);
 
 enum class IoStatus {
   ok,         // bytes moved (read_some: at least one)

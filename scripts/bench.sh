@@ -21,6 +21,9 @@
 #   udp paired|generator|allcores|memory
 #            UDP: tcpd --udp against udp_reflector at the same CPU budget, tcpc --udp against
 #            sockperf, both cores, memory over 10 million datagrams (bench_udp.sh)
+#   schedule [LABEL=]TCPC_A [[LABEL=]TCPC_B]
+#            how close tcpc's open loop sends to its schedule at 1,000/s on 4 connections:
+#            corrected against uncorrected p50, send lateness (bench_schedule.sh)
 #   attack [--clients N] [SCENARIO...]
 #            the red-team scenarios, each with its probe and checks (attack.sh)
 #
@@ -28,12 +31,12 @@
 # docs/BENCHMARKS.md.
 set -euo pipefail
 here=$(dirname "$0")
-usage() { sed -n '2,29p' "$0"; }
+usage() { sed -n '2,31p' "$0"; }
 [[ $# -ge 1 ]] || { usage; exit 2; }
 cmd=$1
 shift
 case $cmd in
-  matrix | paired | serverbound | instructions | loris | metrics | udp) exec bash "$here/bench_$cmd.sh" "$@" ;;
+  matrix | paired | serverbound | instructions | loris | metrics | udp | schedule) exec bash "$here/bench_$cmd.sh" "$@" ;;
   attack) exec bash "$here/attack.sh" "$@" ;;
   -h | --help | help) usage ;;
   *) echo "bench.sh: unknown subcommand '$cmd' (see scripts/bench.sh --help)" >&2; exit 2 ;;

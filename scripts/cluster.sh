@@ -9,6 +9,10 @@
 #          with the real client's address; --quiet turns that log off)
 #        scripts/cluster.sh status | kill N | drain N | restart N | down
 #        scripts/cluster.sh bench            (K = 1, 2, 4; writes build/cluster-bench.md)
+#        scripts/cluster.sh bench --generators G [--hosts K]
+#          (G tcpc processes, each in its own namespace "host" on the bridge, started together
+#          against K hosts (default 2) through HAProxy, merged with `tcpc merge`; writes
+#          build/cluster-bench-generators.md)
 #        scripts/cluster.sh load SECONDS C [oneshot|keepalive]   (tcpc through HAProxy, JSON)
 # State (pids, logs, the written haproxy.cfg) lives in $CLUSTER_STATE (default build/cluster).
 # CLUSTER_NETNS=0 forces the loopback fallback.
@@ -83,6 +87,28 @@ net_up() {
   done
 }
 
+# Generator "hosts": namespaces tcpdc-g1..G on the bridge, 10.77.0.201.. (made like the hosts').
+gen_up() {
+  local g=$1
+  [[ $(mode) == netns ]] || return 0
+  for n in $(seq "$g"); do
+    local ns=tcpdc-g$n
+    ip netns add "$ns"
+    echo "$ns" >>"$STATE/created"
+    ip -n "$ns" link set lo up
+    ip -n "$NS_LB" link add "tcpdc-gv$n" type veth peer name eth0 netns "$ns"
+    ip -n "$NS_LB" link set "tcpdc-gv$n" master tcpdc-br up
+    ip -n "$ns" addr add "10.77.0.$((200 + n))/24" dev eth0
+    ip -n "$ns" link set eth0 up
+  done
+}
+# Runs a command as generator N: in its namespace, or on loopback in this one.
+gen_exec() {
+  local n=$1
+  shift
+  if [[ $(mode) == netns ]]; then in_ns "tcpdc-g$n" "$@"; else "$@"; fi
+}
+
 net_down() {
   [[ -f "$STATE/created" ]] || return 0
   while read -r ns; do
@@ -123,8 +149,9 @@ start_host() {
 }
 
 write_haproxy_cfg() {
-  local k=$1 maxconn=$2 bind
-  if [[ $(mode) == netns ]]; then bind="127.0.0.1:$LB_PORT"; else bind="127.0.0.1:$LB_PORT"; fi
+  local k=$1 maxconn=$2 bind="127.0.0.1:$LB_PORT"
+  # In namespaces the bridge address too, for generators in their own namespaces.
+  [[ $(mode) == netns ]] && bind="127.0.0.1:$LB_PORT,10.77.0.1:$LB_PORT"
   sed -e "s|@STATE@|$STATE|g" -e "s|@LB_BIND@|$bind|" -e "s|@INTER_MS@|$INTER_MS|" \
     -e "s|@FALL@|$FALL|" -e "s|@RISE@|$RISE|" -e "s|@MAXCONN@|$maxconn|" "$TEMPLATE" \
     >"$STATE/haproxy.cfg"
@@ -294,7 +321,54 @@ cpu_ticks() {  # user+system ticks of every running host
   echo $sum
 }
 
+# G generators at once, each its own "host", merged: per generator and merged figures.
+cmd_bench_generators() {
+  local g=$1 k=$2 secs=${BENCH_SECONDS:-5} conc=${BENCH_CONCURRENCY:-32}
+  local out=$ROOT/build/cluster-bench-generators.md lb=127.0.0.1 pids=()
+  trap 'cmd_down >/dev/null 2>&1' EXIT
+  trap 'exit 130' INT TERM
+  [[ -x "$BIN/tcpc" ]] || die "no $BIN/tcpc (cmake --build --preset release)"
+  cmd_up "$k" --quiet >/dev/null 2>&1 || die "up $k failed"
+  gen_up "$g"
+  [[ $(mode) == netns ]] && lb=10.77.0.1
+  rm -f "$STATE"/gen[0-9]*.json
+  for n in $(seq "$g"); do
+    local src=()
+    # On loopback each generator gets its own source address instead of a namespace.
+    [[ $(mode) == netns ]] || src=(--source "127.0.0.$((200 + n))")
+    gen_exec "$n" "$BIN/tcpc" --host "$lb" --port "$LB_PORT" "${src[@]}" --duration "$secs" \
+      --concurrency "$conc" --keepalive --json --timeout-ms 5000 >"$STATE/gen$n.json" 2>"$STATE/gen$n.err" &
+    pids+=($!)
+  done
+  local rc=0
+  for p in "${pids[@]}"; do wait "$p" || rc=1; done
+  "$BIN/tcpc" merge "$STATE"/gen[0-9]*.json >"$STATE/merged.json" || rc=1
+  mkdir -p "$ROOT/build"
+  python3 - "$STATE" "$g" "$k" "$(mode)" "$conc" "$secs" >"$out" <<'PY'
+import json, sys
+state, g, k, mode, conc, secs = sys.argv[1:7]
+print(f"{g} generators ({mode}), {conc} keep-alive connections each, {secs} s, against {k} hosts "
+      "through HAProxy; merged with tcpc merge\n")
+print("| generator | requests | ok | failed | seconds | rps | p50 µs | p99 µs | p99.9 µs |")
+print("|---|---|---|---|---|---|---|---|---|")
+rows = [(f"g{n}", json.load(open(f"{state}/gen{n}.json"))) for n in range(1, int(g) + 1)]
+rows.append(("**merged**", json.load(open(f"{state}/merged.json"))))
+for name, j in rows:
+    print(f"| {name} | {j['requests']} | {j['ok']} | {j['failed']} | {j['seconds']:.2f} | "
+          f"{j['rps']:.0f} | {j['p50_us']} | {j['p99_us']} | {j['p999_us']} |")
+PY
+  cat "$out"
+  cmd_down >/dev/null 2>&1
+  return $rc
+}
+
 cmd_bench() {
+  if [[ ${1:-} == --generators ]]; then
+    local g=${2:?--generators G} k=2
+    [[ ${3:-} == --hosts ]] && k=${4:?--hosts K}
+    cmd_bench_generators "$g" "$k"
+    return
+  fi
   local out=$ROOT/build/cluster-bench.md secs=${BENCH_SECONDS:-5}
   # Ctrl-C or a failure between rows: the cluster of the row under way comes down too.
   trap 'cmd_down >/dev/null 2>&1' EXIT
@@ -337,10 +411,10 @@ case ${1:-} in
   kill) cmd_kill "${2:-}" ;;
   drain) cmd_drain "${2:-}" ;;
   restart) cmd_restart "${2:-}" ;;
-  bench) cmd_bench ;;
+  bench) shift; cmd_bench "$@" ;;
   load) shift; cmd_load "$@" ;;
   stats) stats ;;
   lb-exec) shift; lb_exec "$@" ;;
   wait-status) wait_status "${2:?N}" "${3:?UP|DOWN}" "${4:-10000}" ;;
-  *) sed -n '2,13p' "$0" >&2; exit 2 ;;
+  *) sed -n '2,17p' "$0" >&2; exit 2 ;;
 esac

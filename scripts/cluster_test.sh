@@ -13,6 +13,8 @@
 #              on loopback both are 127.0.0.1), and `status` shows it
 #   idle       400 keep-alive clients through HAProxy, 4 requests each: zero failed (the
 #              per-host maxconn is the host's descriptor limit, not workers + queue)
+#   generators `cluster.sh bench --generators 2`: two tcpc, each in its own namespace, merged;
+#              the merged row adds up and nothing failed
 # Needs haproxy and socat (scripts/deps.sh); tests that need them are skipped with a reason
 # otherwise. Ends with "N passed, N failed".
 # Usage: scripts/cluster_test.sh [test...]
@@ -251,16 +253,35 @@ t_idle() {
   $C down >/dev/null 2>&1
 }
 
+t_generators() {
+  BENCH_SECONDS=2 $C bench --generators 2 >"$TMP/g.md" 2>"$TMP/g.err" ||
+    { fail "generators: cluster.sh bench --generators 2 failed: $(tail -n 3 "$TMP/g.err")"; return; }
+  local st=${CLUSTER_STATE}
+  local check
+  check=$(python3 - "$st" <<'PY'
+import json, sys
+st = sys.argv[1]
+g = [json.load(open(f"{st}/gen{n}.json")) for n in (1, 2)]
+m = json.load(open(f"{st}/merged.json"))
+ok = (m["runs"] == 2 and m["ok"] == g[0]["ok"] + g[1]["ok"] and m["failed"] == 0
+      and min(x["ok"] for x in g) > 0 and m["concurrency"] == g[0]["concurrency"] * 2)
+print(("ok" if ok else "bad") + f" merged ok={m['ok']} of {g[0]['ok']}+{g[1]['ok']}, failed={m['failed']}, rps={m['rps']:.0f}")
+PY
+)
+  local msg="generators: two generators merged: ${check#* }"
+  if [[ $check == ok* ]] && grep -q '^| \*\*merged\*\* |' "$TMP/g.md"; then pass "$msg"; else fail "$msg"; cat "$TMP/g.md"; fi
+}
+
 tests=("$@")
-[[ ${#tests[@]} -eq 0 ]] && tests=(kill9 drain rolling reuseport activated proxy idle)
+[[ ${#tests[@]} -eq 0 ]] && tests=(kill9 drain rolling reuseport activated proxy idle generators)
 [[ -x "$BIN/tcpd" && -x "$BIN/tcpc" ]] || { echo "cluster_test: build first (no $BIN/tcpd)" >&2; exit 1; }
 for t in "${tests[@]}"; do
   case $t in
-    kill9 | drain | rolling | proxy | idle)
+    kill9 | drain | rolling | proxy | idle | generators)
       if ! have_haproxy; then skip "$t: haproxy and socat are not installed"; continue; fi
       case $t in
         kill9) t_kill9 ;; drain) t_drain_and_back ;; rolling) t_rolling ;;
-        proxy) t_proxy ;; idle) t_idle ;;
+        proxy) t_proxy ;; idle) t_idle ;; generators) t_generators ;;
       esac
       ;;
     reuseport) t_reuseport ;;

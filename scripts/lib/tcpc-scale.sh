@@ -19,6 +19,6 @@ kill -TERM "$SPID" 2>/dev/null || true
 wait "$SPID" 2>/dev/null || true
 get() { echo "$json" | sed -n "s/.*\"$1\":\([0-9.]*\).*/\1/p"; }
 accepted=$(sed -n 's/.* accepted=\([0-9]*\).*/\1/p' "$LOG" | tail -n 1)
-echo "connections=$(get connections) rate=$R ok=$(get ok) failed=$(get failed) reconnects=$(get reconnects)" \
-  "achieved_rps=$(get achieved_rps) p50_us=$(get p50_us) p99_us=$(get p99_us)" \
+echo "connections=$(get concurrency) rate=$R ok=$(get ok) failed=$(get failed) reconnects=$(get reconnects)" \
+  "rps=$(get rps) p50_us=$(get p50_us) p99_us=$(get p99_us)" \
   "cli_max_rss_kib=$(get client_max_rss_kib) cli_cpu_s=$(get client_cpu_s) srv_accepted=$accepted"

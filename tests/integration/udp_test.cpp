@@ -270,7 +270,8 @@ TEST(UdpBinaries, TcpcSingleAndLoadAgainstTcpdAndTheSummaryAddsUp) {
                   60s);
   ASSERT_EQ(load.exit_code, 0) << load.out << load.err;
   auto j = parse_json(load.out);
-  EXPECT_EQ(j["mode"], "udp");
+  EXPECT_EQ(j["protocol"], "udp");
+  EXPECT_EQ(j["schema"], 1);
   EXPECT_EQ(j["sent"], 2000);
   EXPECT_EQ(j["received"], 2000);
   EXPECT_EQ(j["lost"], 0);

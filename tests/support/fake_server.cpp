@@ -8,6 +8,7 @@
 
 #include <cerrno>
 #include <chrono>
+#include <string>
 
 #include "socket.hpp"
 
@@ -49,6 +50,37 @@ void FakeServer::send_until_gone(tcpd::Fd c) {
   }
 }
 
+void FakeServer::answer_in_batches(tcpd::Fd c) {
+  const std::size_t n = std::stoul(text_);
+  std::string in;
+  std::vector<std::string> batch;
+  char buf[4096];
+  for (;;) {
+    pollfd p[2] = {{c.get(), POLLIN, 0}, {stop_.get(), POLLIN, 0}};
+    if (::poll(p, 2, 5000) <= 0 || p[1].revents != 0) return;
+    const ssize_t got = ::recv(c.get(), buf, sizeof buf, 0);
+    if (got <= 0) return;
+    in.append(buf, static_cast<std::size_t>(got));
+    for (std::size_t nl; (nl = in.find('\n')) != std::string::npos; in.erase(0, nl + 1)) {
+      batch.push_back(in.substr(0, nl));
+    }
+    if (batch.size() < n) continue;
+    std::string out;
+    for (const auto& line : batch) out += line + "\n";
+    {
+      std::lock_guard lock(mu_);
+      lines_.insert(lines_.end(), batch.begin(), batch.end());
+    }
+    batch.clear();
+    ::send(c.get(), out.data(), out.size(), MSG_NOSIGNAL);
+  }
+}
+
+std::vector<std::string> FakeServer::lines() const {
+  std::lock_guard lock(mu_);
+  return lines_;
+}
+
 void FakeServer::run() {
   for (;;) {
     pollfd p[2] = {{listener_.get(), POLLIN, 0}, {stop_.get(), POLLIN, 0}};
@@ -65,6 +97,11 @@ void FakeServer::run() {
     ++accepted_;
     if (kind_ == Kind::stall) {
       held_.push_back(std::move(c));
+      continue;
+    }
+    if (kind_ == Kind::batch) {
+      senders_.emplace_back(
+          [this, fd = std::move(c)]() mutable { answer_in_batches(std::move(fd)); });
       continue;
     }
     // Read the request (bounded), then answer as the kind says.

@@ -25,6 +25,9 @@ class FakeServer {
     half_close,
     trickle,  // reads the request, then sends one byte every 100 ms, never a newline
     flood,    // reads the request, answers `text`, then sends up to 256 MiB without a newline
+    // waits until `text` (a number, N) whole lines have arrived, then answers each with itself,
+    // and again for the next N: only a client with N requests in flight gets replies
+    batch,
   };
   explicit FakeServer(Kind kind, std::string text = {});
   ~FakeServer();
@@ -32,10 +35,13 @@ class FakeServer {
   [[nodiscard]] int accepted() const { return accepted_.load(); }
   // How many different client addresses (IPv4, port aside) it has accepted from.
   [[nodiscard]] std::size_t distinct_peers() const;
+  // batch: every line received, in order.
+  [[nodiscard]] std::vector<std::string> lines() const;
 
  private:
   void run();
   void send_until_gone(tcpd::Fd c);
+  void answer_in_batches(tcpd::Fd c);
   Kind kind_;
   std::string text_;
   tcpd::Fd listener_;
@@ -44,6 +50,7 @@ class FakeServer {
   std::atomic<int> accepted_{0};
   mutable std::mutex mu_;
   std::set<uint32_t> peers_;
+  std::vector<std::string> lines_;
   std::vector<tcpd::Fd> held_;
   std::vector<std::thread> senders_;  // trickle and flood: one per connection
   std::thread thread_;

@@ -45,3 +45,48 @@ TEST(RateWarning, SilentWhenTheTargetIsMet) {
   cfg.rate = 700;
   EXPECT_EQ(tcpd::rate_warning(cfg, missed_run(0.2)), "");
 }
+
+namespace {
+
+// A run that met its rate, `late` of its 1000 sends 3 ms behind the schedule.
+tcpd::LoadResult met_run(int late) {
+  tcpd::LoadResult r;
+  r.requests = r.ok = 1000;
+  r.seconds = 1.0;
+  r.threads = 2;
+  r.client_cpu_s = 0.1;
+  r.latency_uncorrected.emplace();
+  r.send_lateness.emplace();
+  for (int i = 0; i < 1000; ++i) {
+    const bool waited = i < late;
+    r.send_lateness->record(waited ? 3000 : 0);
+    r.latency.record(waited ? 3800 : 800);
+    r.latency_uncorrected->record(800);
+  }
+  return r;
+}
+
+}  // namespace
+
+TEST(ConcurrencyWarning, NamesTheWaitAndAConcurrencyWhenSendsQueued) {
+  tcpd::ClientConfig cfg;
+  cfg.rate = 1000;
+  cfg.concurrency = 1;
+  const std::string w = tcpd::concurrency_warning(cfg, met_run(100));
+  EXPECT_NE(w.find("--concurrency 1 is low for --rate 1000: sends waited for a free connection "
+                   "(p99 3.0 ms late)"),
+            std::string::npos)
+      << w;
+  // 1000/s at 0.8 ms is 0.8 requests in flight on average: four times that, rounded up.
+  EXPECT_NE(w.find("Try --concurrency 4 or more"), std::string::npos) << w;
+}
+
+TEST(ConcurrencyWarning, SilentForAFewLateSendsOrAClosedLoop) {
+  tcpd::ClientConfig cfg;
+  cfg.rate = 1000;
+  cfg.concurrency = 1;
+  EXPECT_EQ(tcpd::concurrency_warning(cfg, met_run(0)), "");
+  EXPECT_EQ(tcpd::concurrency_warning(cfg, met_run(9)), "");  // the run's start, not a shortage
+  cfg.rate = 0;
+  EXPECT_EQ(tcpd::concurrency_warning(cfg, met_run(100)), "");
+}

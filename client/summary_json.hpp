@@ -1,0 +1,24 @@
+#pragma once
+
+#include <string>
+#include <string_view>
+
+#include "client_config.hpp"
+#include "load.hpp"
+
+namespace tcpd {
+
+// tcpc's JSON result, schema 1 (docs/tcpc-json.md): one object on one line, with the same
+// fields whether the run succeeded, failed to start ("error" set) or was interrupted. It holds
+// the full latency histograms, so that results from several generators can be merged.
+std::string load_summary_json(const ClientConfig& cfg, const LoadResult& r);
+
+// The object of a run that could not start: every field, zero or null, and "error".
+std::string load_error_json(const ClientConfig& cfg, const std::string& error);
+
+// A run read back from its JSON (what `tcpc merge` needs): the result, and in `cfg` what the
+// summary is printed with (mode, concurrency, pipeline, rate, percentiles). Throws
+// std::runtime_error naming what is missing or malformed.
+LoadResult load_result_from_json(std::string_view text, ClientConfig& cfg);
+
+}  // namespace tcpd
