@@ -79,6 +79,22 @@ uint16_t UdpBatch::source_port(std::size_t i) const {
   return ntohs(reinterpret_cast<const sockaddr_in*>(sa)->sin_port);
 }
 
+namespace {
+
+// Makes `control` the message's one control message: `value` at (level, type).
+template <typename T>
+void put_control(msghdr& h, char* control, int level, int type, const T& value) {
+  h.msg_control = control;
+  h.msg_controllen = CMSG_SPACE(sizeof(T));
+  cmsghdr* c = CMSG_FIRSTHDR(&h);
+  c->cmsg_level = level;
+  c->cmsg_type = type;
+  c->cmsg_len = CMSG_LEN(sizeof(T));
+  std::memcpy(CMSG_DATA(c), &value, sizeof value);
+}
+
+}  // namespace
+
 void UdpBatch::add_reply(std::size_t i, std::string_view bytes, bool served) {
   const std::size_t r = replies_++;
   reply_served_[r] = served ? 1 : 0;
@@ -95,27 +111,15 @@ void UdpBatch::add_reply(std::size_t i, std::string_view bytes, bool served) {
   // pick by route, and the client would drop a reply from an address it did not ask). Not for
   // a multicast destination, which cannot be a source.
   if (a.has_v6 && !IN6_IS_ADDR_MULTICAST(&a.v6.ipi6_addr)) {
-    h.msg_control = control;
-    h.msg_controllen = CMSG_SPACE(sizeof(in6_pktinfo));
-    cmsghdr* c = CMSG_FIRSTHDR(&h);
-    c->cmsg_level = IPPROTO_IPV6;
-    c->cmsg_type = IPV6_PKTINFO;
-    c->cmsg_len = CMSG_LEN(sizeof(in6_pktinfo));
     in6_pktinfo from{};
     from.ipi6_addr = a.v6.ipi6_addr;
     // The interface matters only for a link-local address, which is ambiguous without it.
     from.ipi6_ifindex = IN6_IS_ADDR_LINKLOCAL(&a.v6.ipi6_addr) ? a.v6.ipi6_ifindex : 0;
-    std::memcpy(CMSG_DATA(c), &from, sizeof from);
+    put_control(h, control, IPPROTO_IPV6, IPV6_PKTINFO, from);
   } else if (a.has_v4 && !IN_MULTICAST(ntohl(a.v4.ipi_addr.s_addr))) {
-    h.msg_control = control;
-    h.msg_controllen = CMSG_SPACE(sizeof(in_pktinfo));
-    cmsghdr* c = CMSG_FIRSTHDR(&h);
-    c->cmsg_level = IPPROTO_IP;
-    c->cmsg_type = IP_PKTINFO;
-    c->cmsg_len = CMSG_LEN(sizeof(in_pktinfo));
     in_pktinfo from{};
     from.ipi_spec_dst = a.v4.ipi_addr;
-    std::memcpy(CMSG_DATA(c), &from, sizeof from);
+    put_control(h, control, IPPROTO_IP, IP_PKTINFO, from);
   }
 }
 
