@@ -280,3 +280,25 @@ TEST(JsonSchema, EveryExampleInTheDocumentIsWhatTcpcPrints) {
     EXPECT_EQ(keys_of(e), e["protocol"] == "udp" ? live_udp : live) << e.dump();
   }
 }
+
+// --proxy-header on the wire: tcpd reads the client address tcpc's header carries (192.0.2.1),
+// so an allow list of that address alone admits every request, and one without it none.
+TEST(ProxyHeader, TcpdReadsTheClientAddressTcpcSends) {
+  Tcpd admits({"--quiet", "--proxy-protocol", "--allow", "192.0.2.1/32"});
+  for (const char* version : {"1", "2"}) {
+    const RunResult r = run(at(admits.port, {"--proxy-header", version, "--count", "20",
+                                             "--concurrency", "2", "--json"}),
+                            30s);
+    EXPECT_EQ(r.exit_code, 0) << version << r.err;
+    EXPECT_EQ(parse_json(r.out)["ok"], 20) << version << r.out;
+  }
+  Tcpd refuses({"--quiet", "--proxy-protocol", "--allow", "10.0.0.0/8"});
+  const RunResult r = run(at(refuses.port, {"--proxy-header", "2", "--count", "10", "--concurrency",
+                                            "2", "--timeout-ms", "2000", "--json"}),
+                          30s);
+  const json j = parse_json(r.out);
+  EXPECT_EQ(j["ok"], 0) << r.out;
+  // Each request was refused; one sent on the connection tcpc found the server with is sent
+  // once more on a new one (a keep-alive retry), and refused again.
+  EXPECT_EQ(server_counter(refuses, "denied"), 10 + j["reconnects"].get<long>()) << r.out;
+}
