@@ -199,6 +199,22 @@ TEST(Pipeline, RequestsInFlightTogetherAndTemplatesFilledPerRequest) {
   EXPECT_TRUE(fake2.lines().empty());
 }
 
+// Pipelined against tcpd itself (echoing): every request answered whole and counted once by
+// the server, 64 in flight per connection.
+TEST(Pipeline, TcpdAnswersEveryPipelinedRequest) {
+  Tcpd srv({"--quiet", "--workers", "2", "--mode", "echo"});
+  const RunResult r =
+      run(at(srv.port, {"--keepalive", "--pipeline", "64", "--concurrency", "2", "--count", "5000",
+                        "--msg", "p {seq} {rand:200}", "--json"}),
+          60s);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const json j = parse_json(r.out);
+  EXPECT_EQ(j["ok"], 5000) << r.out;
+  EXPECT_EQ(j["pipeline"], 64);
+  EXPECT_EQ(j["bytes_received"], j["bytes_sent"]) << r.out;  // echoes, each whole
+  EXPECT_EQ(server_counter(srv, "requests"), 5000);
+}
+
 // Against tcpd itself: {rand:N} makes requests of the size asked, as its --max-message sees.
 TEST(Templates, FillTheRequestsARealServerJudges) {
   Tcpd srv({"--quiet", "--max-message", "40"});
