@@ -193,6 +193,9 @@ std::variant<ClientConfig, ClientCliExit> parse_client_cli(int argc, const char*
   ClientConfig cfg;
   CLI::App app{"tcpc: client and load generator for tcpd's line protocol", "tcpc"};
   app.set_version_flag("--version", std::string("tcpc ") + kVersion);
+  app.footer(
+      "\ntcpc merge FILE... combines the --json results of several runs into one (see tcpc "
+      "merge --help).\nThe JSON schema: docs/tcpc-json.md.");
   int port = cfg.port;
   long long timeout = cfg.timeout.count();
   long long count = 1;

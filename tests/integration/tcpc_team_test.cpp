@@ -121,6 +121,10 @@ TEST(Merge, RefusesWhatIsNotAResultNamingTheFile) {
   EXPECT_NE(missing.err.find("cannot read"), std::string::npos) << missing.err;
   const RunResult none = run({TCPC_BIN, "merge"}, 10s);
   EXPECT_EQ(none.exit_code, 2) << none.err;
+  const RunResult help = run({TCPC_BIN, "merge", "--help"}, 10s);
+  EXPECT_EQ(help.exit_code, 0);
+  EXPECT_NE(help.out.find("--text"), std::string::npos) << help.out;
+  EXPECT_NE(run({TCPC_BIN, "--help"}, 10s).out.find("tcpc merge FILE..."), std::string::npos);
 }
 
 // Connections go round-robin over the targets; the JSON counts each, and each server saw
