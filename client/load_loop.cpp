@@ -329,7 +329,10 @@ class Loop {
     Slot& slot = slots_[s];
     switch (slot.phase) {
       case Phase::idle:
-        if (!slot.fd) return open(s, now);
+        if (!slot.fd) {
+          open(s, now);
+          break;
+        }
         slot.phase = Phase::active;
         send_rest(s);
         break;

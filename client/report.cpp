@@ -147,12 +147,13 @@ std::string concurrency_warning(const ClientConfig& cfg, const LoadResult& r) {
   const auto suggest =
       static_cast<uint64_t>(std::min(1e6, std::ceil(std::max(2 * capacity, 4 * busy))));
   return fmt::format(
-      "tcpc: --concurrency {} is low for --rate {:g}: sends waited for a free connection (p99 "
-      "{:.1f} ms late), and the corrected latency counts that wait (p99 {:.1f} ms, against "
-      "{:.1f} ms from the actual send). Try --concurrency {} or more\n",
-      cfg.concurrency, cfg.rate, static_cast<double>(late_p99) / 1e3,
+      "tcpc: sends left late against the --rate {:g} schedule (p99 {:.1f} ms), and the corrected "
+      "latency counts that wait (p99 {:.1f} ms, against {:.1f} ms from the actual send): every "
+      "connection was busy, or the CPU was. Try --concurrency {} or more (it is {}), or give "
+      "tcpc a machine of its own\n",
+      cfg.rate, static_cast<double>(late_p99) / 1e3,
       static_cast<double>(r.latency.percentile(0.99)) / 1e3,
-      static_cast<double>(u.percentile(0.99)) / 1e3, suggest);
+      static_cast<double>(u.percentile(0.99)) / 1e3, suggest, cfg.concurrency);
 }
 
 std::string load_hints(const LoadResult& r) {
