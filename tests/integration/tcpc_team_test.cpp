@@ -203,6 +203,19 @@ TEST(Pipeline, RequestsInFlightTogetherAndTemplatesFilledPerRequest) {
   EXPECT_TRUE(fake2.lines().empty());
 }
 
+// With --rate, a connection reopened after the server closed it takes as many requests as the
+// first one did: it is offered while it connects, not only after its first reply.
+TEST(Pipeline, AReopenedConnectionIsFilledInAnOpenLoop) {
+  FakeServer fake(FakeServer::Kind::batch, "4,close");
+  const RunResult r =
+      run(at(fake.port(), {"--keepalive", "--pipeline", "4", "--concurrency", "1", "--rate", "200",
+                           "--count", "12", "--timeout-ms", "2000", "--json"}),
+          30s);
+  EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_EQ(parse_json(r.out)["ok"], 12) << r.out;
+  EXPECT_EQ(fake.accepted(), 3);
+}
+
 // Pipelined against tcpd itself (echoing): every request answered whole and counted once by
 // the server, 64 in flight per connection.
 TEST(Pipeline, TcpdAnswersEveryPipelinedRequest) {

@@ -52,6 +52,7 @@ void FakeServer::send_until_gone(tcpd::Fd c) {
 
 void FakeServer::answer_in_batches(tcpd::Fd c) {
   const std::size_t n = std::stoul(text_);
+  const bool close_after = text_.find(",close") != std::string::npos;
   std::string in;
   std::vector<std::string> batch;
   char buf[4096];
@@ -73,6 +74,7 @@ void FakeServer::answer_in_batches(tcpd::Fd c) {
     }
     batch.clear();
     ::send(c.get(), out.data(), out.size(), MSG_NOSIGNAL);
+    if (close_after) return;
   }
 }
 

@@ -26,7 +26,8 @@ class FakeServer {
     trickle,  // reads the request, then sends one byte every 100 ms, never a newline
     flood,    // reads the request, answers `text`, then sends up to 256 MiB without a newline
     // waits until `text` (a number, N) whole lines have arrived, then answers each with itself,
-    // and again for the next N: only a client with N requests in flight gets replies
+    // and again for the next N: only a client with N requests in flight gets replies ("N,close":
+    // the connection is closed after each batch)
     batch,
   };
   explicit FakeServer(Kind kind, std::string text = {});
