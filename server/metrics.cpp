@@ -22,6 +22,16 @@ void header(std::string& out, std::string_view name, std::string_view type, std:
   fmt::format_to(Out(out), "# HELP {} {}\n# TYPE {} {}\n", name, help, name, type);
 }
 
+// A counter with one label: values[i] under label="name_of(i)".
+template <typename Values, typename NameOf>
+void labelled(std::string& out, std::string_view name, std::string_view help,
+              std::string_view label, const Values& values, NameOf name_of) {
+  header(out, name, "counter", help);
+  for (std::size_t i = 0; i < values.size(); ++i) {
+    fmt::format_to(Out(out), "{}{{{}=\"{}\"}} {}\n", name, label, name_of(i), values[i]);
+  }
+}
+
 void metric(std::string& out, std::string_view name, std::string_view type, std::string_view help,
             double value) {
   header(out, name, type, help);
@@ -99,12 +109,9 @@ ProcessInfo process_info() {
 void connections(std::string& out, const StatsSnapshot& s) {
   metric(out, "tcpd_connections_accepted_total", "counter", "Connections accepted.",
          static_cast<double>(s.accepted));
-  header(out, "tcpd_connections_closed_total", "counter",
-         "Connections closed, by how they ended (they add up to accepted minus open).");
-  for (std::size_t i = 0; i < s.outcomes.size(); ++i) {
-    fmt::format_to(Out(out), "tcpd_connections_closed_total{{outcome=\"{}\"}} {}\n",
-                   outcome_name(static_cast<Outcome>(i)), s.outcomes[i]);
-  }
+  labelled(out, "tcpd_connections_closed_total",
+           "Connections closed, by how they ended (they add up to accepted minus open).", "outcome",
+           s.outcomes, [](std::size_t i) { return outcome_name(static_cast<Outcome>(i)); });
   metric(out, "tcpd_connections_open", "gauge", "Connections accepted and not yet closed.",
          static_cast<double>(s.open()));
   metric(out, "tcpd_requests_total", "counter", "Replies written.",
@@ -164,12 +171,9 @@ void datagrams(std::string& out, const UdpSnapshot& u) {
          static_cast<double>(u.received));
   metric(out, "tcpd_udp_datagrams_sent_total", "counter", "UDP replies sent to requests served.",
          static_cast<double>(u.sent));
-  header(out, "tcpd_udp_datagrams_dropped_total", "counter",
-         "UDP datagrams not served, by reason (too_long ones get ERR too long).");
-  for (std::size_t i = 0; i < u.dropped.size(); ++i) {
-    fmt::format_to(Out(out), "tcpd_udp_datagrams_dropped_total{{reason=\"{}\"}} {}\n",
-                   udp_drop_name(static_cast<UdpDrop>(i)), u.dropped[i]);
-  }
+  labelled(out, "tcpd_udp_datagrams_dropped_total",
+           "UDP datagrams not served, by reason (too_long ones get ERR too long).", "reason",
+           u.dropped, [](std::size_t i) { return udp_drop_name(static_cast<UdpDrop>(i)); });
   metric(out, "tcpd_udp_bytes_received_total", "counter", "UDP payload bytes read.",
          static_cast<double>(u.bytes_in));
   metric(out, "tcpd_udp_bytes_sent_total", "counter", "UDP payload bytes sent in replies served.",
