@@ -234,6 +234,26 @@ std::optional<std::string> read_runs(const std::string& name, std::vector<tcpd::
   return std::nullopt;
 }
 
+// tcpc merge of --udp results: exit 1 when any datagram was lost, as a --udp run's.
+int merge_udp(const tcpd::MergeConfig& m, const std::vector<tcpd::RunText>& runs) {
+  const ClientConfig& l = m.limits;
+  if (l.max_p99_ms || l.max_p999_ms || l.min_rps || l.max_failed) {
+    return fail("merge: thresholds judge TCP results, and these are --udp results");
+  }
+  ClientConfig cfg;
+  tcpd::UdpLoadResult r;
+  try {
+    r = tcpd::merge_udp_runs(runs, cfg);
+  } catch (const std::runtime_error& e) {
+    return fail(fmt::format("merge: {}", e.what()));
+  }
+  const std::string out = m.text ? tcpd::udp_summary_text(cfg, r) : tcpd::udp_summary_json(cfg, r);
+  std::fputs(out.c_str(), stdout);
+  std::fflush(stdout);
+  if (!r.error.empty()) return fail(r.error);
+  return r.lost() == 0 && r.sent > 0 ? 0 : 1;
+}
+
 // tcpc merge FILE...: one result from several runs' --json output.
 int run_merge(int argc, char* argv[]) {
   auto parsed = tcpd::parse_merge_cli(argc, argv);
@@ -246,6 +266,7 @@ int run_merge(int argc, char* argv[]) {
   for (const std::string& f : m.files) {
     if (auto error = read_runs(f, runs)) return fail(*error);
   }
+  if (tcpd::result_protocol(runs.front().json) == "udp") return merge_udp(m, runs);
   ClientConfig cfg = m.limits;
   tcpd::LoadResult r;
   try {

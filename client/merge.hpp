@@ -6,6 +6,7 @@
 
 #include "client_config.hpp"
 #include "load.hpp"
+#include "udp_load.hpp"
 
 namespace tcpd {
 
@@ -21,6 +22,10 @@ struct RunText {
 // with: the first run's mode and percentiles, concurrency and rate summed. Intervals are not
 // merged (generators' intervals do not line up). Throws std::runtime_error naming the run.
 LoadResult merge_runs(const std::vector<RunText>& runs, ClientConfig& cfg);
+
+// The same for --udp results: datagrams sent, received, duplicated and reordered summed (lost
+// follows), the jitter averaged over the replies, latency from the merged histograms.
+UdpLoadResult merge_udp_runs(const std::vector<RunText>& runs, ClientConfig& cfg);
 
 // The length of the union of [start, end) windows.
 double union_seconds(std::vector<std::pair<double, double>> windows);

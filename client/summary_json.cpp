@@ -10,6 +10,7 @@
 #include "report.hpp"
 #include "socket.hpp"
 #include "thresholds.hpp"
+#include "udp_single.hpp"
 #include "version.hpp"
 
 namespace tcpd {
@@ -215,7 +216,10 @@ std::string load_error_json(const ClientConfig& cfg, const std::string& error) {
   return load_summary_json(cfg, r);
 }
 
-LoadResult load_result_from_json(std::string_view text, ClientConfig& cfg) {
+namespace {
+
+// A result's object, checked for its schema and protocol.
+Json parse_result(std::string_view text, const std::string& protocol) {
   Json j;
   try {
     j = Json::parse(text);
@@ -229,9 +233,125 @@ LoadResult load_result_from_json(std::string_view text, ClientConfig& cfg) {
     throw std::runtime_error(
         fmt::format("schema {} (this tcpc reads {})", j.at("schema").dump(), kSchema));
   }
-  if (j.value("protocol", "") != "tcp") {
-    throw std::runtime_error("a --udp result: tcpc merge combines TCP load results");
+  if (j.value("protocol", "") != protocol) {
+    throw std::runtime_error(fmt::format("a {} result among {} results: merge one kind at a time",
+                                         j.value("protocol", "?"), protocol));
   }
+  return j;
+}
+
+// "host:port" or "[v6]:port" into cfg.host and cfg.port.
+void set_endpoint(ClientConfig& cfg, const std::string& target) {
+  const std::size_t colon = target.rfind(':');
+  if (colon == std::string::npos) return;
+  cfg.host = target.substr(0, colon);
+  if (cfg.host.size() > 1 && cfg.host.front() == '[')
+    cfg.host = cfg.host.substr(1, cfg.host.size() - 2);
+  cfg.port = static_cast<uint16_t>(std::stoul(target.substr(colon + 1)));
+}
+
+}  // namespace
+
+std::string result_protocol(std::string_view text) {
+  try {
+    const Json j = Json::parse(text);
+    return j.is_object() ? j.value("protocol", "") : "";
+  } catch (const Json::exception&) {
+    return "";
+  }
+}
+
+std::string udp_summary_json(const ClientConfig& cfg, const UdpLoadResult& r) {
+  Json j;
+  j["schema"] = kSchema;
+  j["tool"] = "tcpc";
+  j["version"] = kVersion;
+  j["protocol"] = "udp";
+  j["mode"] = cfg.rate > 0 ? "open" : "closed";
+  j["error"] = r.error.empty() ? Json(nullptr) : Json(r.error);
+  j["interrupted"] = r.interrupted;
+  j["target"] = host_port(cfg.host, cfg.port);
+  j["start"] = rfc3339_ms(r.started_at);
+  j["window_start_unix_s"] = rounded(unix_seconds(r.started_at), 1e6);
+  j["runs"] = r.runs;
+  j["threads"] = r.threads;
+  j["concurrency"] = cfg.concurrency;
+  j["rate"] = cfg.rate;
+  j["size"] = udp_datagram_size(cfg);
+  j["sent"] = r.sent;
+  j["received"] = r.received;
+  j["lost"] = r.lost();
+  j["duplicated"] = r.duplicated;
+  j["reordered"] = r.reordered;
+  j["loss_percent"] = rounded(r.loss_percent(), 1e3);
+  j["jitter_us"] = rounded(r.jitter_us, 10);
+  j["echoed"] = r.stamped > 0;
+  j["send_errors"] = r.send_errors;
+  j["refused"] = r.refused;
+  j["client_drops"] = r.client_drops;
+  j["unsent"] = r.unsent;
+  j["seconds"] = rounded(r.seconds, 1e6);
+  const double secs = r.seconds > 0 ? r.seconds : 1;
+  j["sent_per_s"] = rounded(r.seconds > 0 ? static_cast<double>(r.sent) / secs : 0, 10);
+  j["received_per_s"] = rounded(r.seconds > 0 ? static_cast<double>(r.received) / secs : 0, 10);
+  j["client_cpu_s"] = rounded(r.client_cpu_s, 1e3);
+  j["client_max_rss_kib"] = r.client_max_rss_kib;
+  put_percentiles(j, r.latency, "", "");
+  const Histogram& u = r.latency_uncorrected ? *r.latency_uncorrected : r.latency;
+  put_percentiles(j, u, "", "_uncorrected");
+  j["histograms"] = {{"encoding", kEncoding},
+                     {"unit", "us"},
+                     {"latency", histogram_json(r.latency)},
+                     {"latency_uncorrected", histogram_json(u)}};
+  return j.dump(-1, ' ', false, Json::error_handler_t::replace) + "\n";
+}
+
+std::string udp_error_json(const ClientConfig& cfg, const std::string& error) {
+  UdpLoadResult r;
+  r.error = error;
+  r.started_at = std::chrono::system_clock::now();
+  return udp_summary_json(cfg, r);
+}
+
+UdpLoadResult udp_result_from_json(std::string_view text, ClientConfig& cfg) {
+  const Json j = parse_result(text, "udp");
+  try {
+    UdpLoadResult r;
+    cfg.udp = true;
+    set_endpoint(cfg, j.at("target").get<std::string>());
+    cfg.concurrency = j.at("concurrency").get<unsigned>();
+    cfg.rate = j.at("rate").get<double>();
+    cfg.size = j.at("size").get<std::size_t>();
+    if (!j.at("error").is_null()) r.error = j.at("error").get<std::string>();
+    r.interrupted = j.at("interrupted").get<bool>();
+    r.started_at = from_unix_seconds(j.at("window_start_unix_s").get<double>());
+    r.runs = j.at("runs").get<unsigned>();
+    r.threads = j.at("threads").get<unsigned>();
+    r.sent = j.at("sent").get<uint64_t>();
+    r.received = j.at("received").get<uint64_t>();
+    r.duplicated = j.at("duplicated").get<uint64_t>();
+    r.reordered = j.at("reordered").get<uint64_t>();
+    r.jitter_us = j.at("jitter_us").get<double>();
+    r.stamped = j.at("echoed").get<bool>() ? r.received : 0;
+    r.send_errors = j.at("send_errors").get<uint64_t>();
+    r.refused = j.at("refused").get<uint64_t>();
+    r.client_drops = j.at("client_drops").get<uint64_t>();
+    r.unsent = j.at("unsent").get<uint64_t>();
+    r.seconds = j.at("seconds").get<double>();
+    r.client_cpu_s = j.at("client_cpu_s").get<double>();
+    r.client_max_rss_kib = j.at("client_max_rss_kib").get<long>();
+    const Json& h = j.at("histograms");
+    if (h.at("encoding") != kEncoding) throw std::runtime_error("unknown histogram encoding");
+    r.latency = histogram_from(h.at("latency"));
+    r.latency_uncorrected = histogram_from(h.at("latency_uncorrected"));
+    return r;
+  } catch (const Json::exception& e) {
+    throw std::runtime_error(fmt::format("not a complete tcpc result: {}", e.what()));
+  }
+}
+
+LoadResult load_result_from_json(std::string_view text, ClientConfig& cfg) {
+  const Json j = parse_result(text, "tcp");
   try {
     LoadResult r;
     cfg.keepalive = j.at("mode") == "keepalive";

@@ -391,7 +391,9 @@ void UdpLoop::run() {
   }
 }
 
-void merge_into(UdpLoadResult& total, const UdpLoadResult& r, double jitter_weight) {
+}  // namespace
+
+void accumulate(UdpLoadResult& total, const UdpLoadResult& r, double jitter_weight) {
   total.sent += r.sent;
   total.received += r.received;
   total.duplicated += r.duplicated;
@@ -408,8 +410,6 @@ void merge_into(UdpLoadResult& total, const UdpLoadResult& r, double jitter_weig
     total.latency_uncorrected->merge(*r.latency_uncorrected);
   }
 }
-
-}  // namespace
 
 UdpLoadResult run_udp_load(const ClientConfig& cfg, const Target& target,
                            const std::function<void(const Progress&)>& on_tick,
@@ -455,7 +455,7 @@ UdpLoadResult run_udp_load(const ClientConfig& cfg, const Target& target,
   double weights = 0;
   for (auto& l : loops) {
     const double w = static_cast<double>(l->result.received);
-    merge_into(total, l->result, w);
+    accumulate(total, l->result, w);
     weights += w;
   }
   if (weights > 0) total.jitter_us /= weights;

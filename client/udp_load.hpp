@@ -33,6 +33,7 @@ struct UdpLoadResult {
   double client_cpu_s = 0;
   long client_max_rss_kib = 0;
   bool interrupted = false;
+  unsigned runs = 1;  // results merged into this one (tcpc merge)
   std::string error;  // why the run could not start; empty when it ran
   std::chrono::system_clock::time_point started_at{};
   Histogram latency;                             // µs; with --rate from the scheduled send time
@@ -43,6 +44,10 @@ struct UdpLoadResult {
     return sent == 0 ? 0 : 100.0 * static_cast<double>(lost()) / static_cast<double>(sent);
   }
 };
+
+// Adds `part` (one event loop's result, or another generator's) to `total`: counts and
+// histograms; the jitter weighted by `jitter_weight` (the caller divides by the weights' sum).
+void accumulate(UdpLoadResult& total, const UdpLoadResult& part, double jitter_weight);
 
 // --udp load mode: --concurrency connected UDP sockets over load_threads() event loops, each
 // with one datagram outstanding (closed loop: the next goes on its reply or after --timeout-ms)

@@ -43,6 +43,7 @@ std::string udp_summary_text(const ClientConfig& cfg, const UdpLoadResult& r) {
     out += cfg.rate > 0 ? "; no latency in open loop\n" : "\n";
   }
   if (r.interrupted) out += "interrupted: the figures cover the run until the signal\n";
+  if (r.runs > 1) out += fmt::format("merged: {} runs\n", r.runs);
   if (r.latency.count() == 0) {
     out += "latency: none measured\n";
     return out;
@@ -57,42 +58,6 @@ std::string udp_summary_text(const ClientConfig& cfg, const UdpLoadResult& r) {
                        u.percentile(0.50), u.percentile(0.99), u.max());
   }
   return out;
-}
-
-std::string udp_summary_json(const ClientConfig& cfg, const UdpLoadResult& r) {
-  std::string out = fmt::format(
-      R"({{"schema":1,"tool":"tcpc","version":"{}","protocol":"udp","mode":"{}","error":{},"target":{},"threads":{},"concurrency":{},"rate":{},"size":{})",
-      kVersion, cfg.rate > 0 ? "open" : "closed",
-      r.error.empty() ? std::string("null") : json_string(r.error), json_string(endpoint(cfg)),
-      r.threads, cfg.concurrency, cfg.rate, udp_datagram_size(cfg));
-  out += fmt::format(
-      R"(,"sent":{},"received":{},"lost":{},"duplicated":{},"reordered":{},"loss_percent":{:.3f},"jitter_us":{:.1f})",
-      r.sent, r.received, r.lost(), r.duplicated, r.reordered, r.loss_percent(), r.jitter_us);
-  out += fmt::format(
-      R"(,"echoed":{},"send_errors":{},"refused":{},"client_drops":{},"unsent":{},"interrupted":{})",
-      stamped(r), r.send_errors, r.refused, r.client_drops, r.unsent, r.interrupted);
-  out += fmt::format(R"(,"seconds":{:.3f},"sent_per_s":{:.1f},"received_per_s":{:.1f})", r.seconds,
-                     send_rate(r), rate_of(r));
-  out += fmt::format(R"(,"client_cpu_s":{:.3f},"client_max_rss_kib":{})", r.client_cpu_s,
-                     r.client_max_rss_kib);
-  auto percentiles = [](const Histogram& h, std::string_view suffix) {
-    const bool any = h.count() > 0;
-    auto us = [&](uint64_t v) { return any ? std::to_string(v) : std::string("null"); };
-    return fmt::format(
-        R"(,"p50_us{0}":{1},"p90_us{0}":{2},"p99_us{0}":{3},"p999_us{0}":{4},"max_us{0}":{5})",
-        suffix, us(h.percentile(0.50)), us(h.percentile(0.90)), us(h.percentile(0.99)),
-        us(h.percentile(0.999)), us(h.max()));
-  };
-  out += percentiles(r.latency, "");
-  out += percentiles(r.latency_uncorrected ? *r.latency_uncorrected : r.latency, "_uncorrected");
-  out += "}\n";
-  return out;
-}
-
-std::string udp_error_json(const ClientConfig& cfg, const std::string& error) {
-  UdpLoadResult r;
-  r.error = error;
-  return udp_summary_json(cfg, r);
 }
 
 std::string udp_warnings(const ClientConfig& cfg, const UdpLoadResult& r) {

@@ -10,12 +10,6 @@ namespace tcpd {
 // "udp open loop, 4 sockets, rate 1000/s: 3000 sent, 2998 received, 2 lost (0.07%), ..." and the
 // latency line.
 std::string udp_summary_text(const ClientConfig& cfg, const UdpLoadResult& r);
-// One JSON object on one line: mode "udp", sent, received, lost, duplicated, reordered,
-// loss_percent, jitter_us, the latency percentiles (null when nothing was measured), ...
-// One JSON object on one line, schema 1 (docs/tcpc-json.md), "protocol":"udp".
-std::string udp_summary_json(const ClientConfig& cfg, const UdpLoadResult& r);
-// The same object for a run that could not start: zeros, nulls and "error".
-std::string udp_error_json(const ClientConfig& cfg, const std::string& error);
 // Lines on stderr when the figures need a caveat: tcpc's own sockets dropped replies (the loss
 // is not all the server's), nothing listens, sends failed, a --rate target missed.
 std::string udp_warnings(const ClientConfig& cfg, const UdpLoadResult& r);

@@ -58,6 +58,13 @@ std::set<std::string> keys_of(const json& j) {
   return out;
 }
 
+// Two tcpc processes started together with the same `load` against `port`: their results.
+std::pair<RunResult, RunResult> two_generators(int port, const std::vector<std::string>& load) {
+  Process a(at(port, load));
+  Process b(at(port, load));
+  return {a.wait(30s), b.wait(30s)};
+}
+
 }  // namespace
 
 // Two generators started together against one server, merged: counts add up, the rate is over
@@ -66,10 +73,7 @@ TEST(Merge, TwoGeneratorsAgainstOneServerAddUp) {
   Tcpd srv({"--quiet", "--workers", "4"});
   const std::vector<std::string> load{"--duration",    "1", "--rate",      "400",
                                       "--concurrency", "4", "--keepalive", "--json"};
-  Process a(at(srv.port, load));
-  Process b(at(srv.port, load));
-  const RunResult ra = a.wait(30s);
-  const RunResult rb = b.wait(30s);
+  const auto [ra, rb] = two_generators(srv.port, load);
   ASSERT_EQ(ra.exit_code, 0) << ra.err;
   ASSERT_EQ(rb.exit_code, 0) << rb.err;
   const json ja = parse_json(ra.out);
@@ -108,6 +112,34 @@ TEST(Merge, TwoGeneratorsAgainstOneServerAddUp) {
   const RunResult strict = run({TCPC_BIN, "merge", "--min-rps", "1000000", fa, fb}, 30s);
   EXPECT_EQ(strict.exit_code, 3) << strict.err;
   EXPECT_NE(strict.err.find("--min-rps 1e+06 violated"), std::string::npos) << strict.err;
+}
+
+// Two UDP generators against one echoing tcpd, merged: datagrams add up, nothing lost.
+TEST(Merge, TwoUdpGeneratorsAddUp) {
+  Tcpd srv({"--quiet", "--udp", "--mode", "echo"});
+  const std::vector<std::string> load{"--udp", "--count", "2000", "--concurrency", "4", "--json"};
+  const auto [ra, rb] = two_generators(srv.port, load);
+  ASSERT_EQ(ra.exit_code, 0) << ra.err;
+  ASSERT_EQ(rb.exit_code, 0) << rb.err;
+  const std::string both = temp_path("udp.jsonl");
+  write_file(both, ra.out + rb.out);  // one file, a result per line
+  const RunResult m = run({TCPC_BIN, "merge", both}, 30s);
+  ASSERT_EQ(m.exit_code, 0) << m.err;
+  const json j = parse_json(m.out);
+  EXPECT_EQ(j["protocol"], "udp");
+  EXPECT_EQ(j["runs"], 2);
+  EXPECT_EQ(j["sent"], 4000);
+  EXPECT_EQ(j["received"], 4000);
+  EXPECT_EQ(j["lost"], 0);
+  EXPECT_EQ(j["concurrency"], 8);
+  EXPECT_EQ(j["histograms"]["latency"]["count"], 4000);
+  const long p99a = parse_json(ra.out)["p99_us"];
+  const long p99b = parse_json(rb.out)["p99_us"];
+  EXPECT_GE(j["p99_us"].get<long>(), std::min(p99a, p99b));
+  EXPECT_LE(j["p99_us"].get<long>(), std::max(p99a, p99b));
+  const RunResult limits = run({TCPC_BIN, "merge", "--max-p99-ms", "5", both}, 30s);
+  EXPECT_EQ(limits.exit_code, 1);
+  EXPECT_NE(limits.err.find("thresholds judge TCP results"), std::string::npos) << limits.err;
 }
 
 TEST(Merge, RefusesWhatIsNotAResultNamingTheFile) {

@@ -144,3 +144,54 @@ TEST(Hlog, Base64AndTheHdrHeaderAreAsTheFormatSays) {
   const std::string line = tcpd::hlog_line(0, 1, h);
   EXPECT_EQ(line.substr(0, 18), "0.000,1.000,0.100,");
 }
+
+namespace {
+
+tcpd::UdpLoadResult udp_run_of(uint64_t sent, uint64_t received, double jitter, unsigned seed,
+                               double start_unix_s) {
+  tcpd::UdpLoadResult r;
+  std::mt19937_64 rng(seed);
+  std::lognormal_distribution<double> dist(3, 0.8);
+  for (uint64_t i = 0; i < received; ++i) r.latency.record(static_cast<uint64_t>(dist(rng)));
+  r.latency_uncorrected = r.latency;
+  r.sent = sent;
+  r.received = r.stamped = received;
+  r.jitter_us = jitter;
+  r.seconds = 1;
+  r.threads = 1;
+  r.started_at = std::chrono::system_clock::time_point(
+      std::chrono::duration_cast<std::chrono::system_clock::duration>(
+          std::chrono::duration<double>(start_unix_s)));
+  return r;
+}
+
+}  // namespace
+
+TEST(Merge, UdpResultsAddUpAndTheirJitterIsWeightedByReplies) {
+  ClientConfig cfg;
+  cfg.udp = true;
+  cfg.host = "127.0.0.1";
+  cfg.concurrency = 2;
+  const auto a = udp_run_of(1000, 990, 10, 7, 50);
+  const auto b = udp_run_of(3000, 3000, 30, 8, 50.5);
+  Histogram all = a.latency;
+  all.merge(b.latency);
+  ClientConfig merged_cfg;
+  const tcpd::UdpLoadResult m = tcpd::merge_udp_runs(
+      {{"a", tcpd::udp_summary_json(cfg, a)}, {"b", tcpd::udp_summary_json(cfg, b)}}, merged_cfg);
+  EXPECT_EQ(m.sent, 4000u);
+  EXPECT_EQ(m.received, 3990u);
+  EXPECT_EQ(m.lost(), 10u);
+  EXPECT_EQ(m.runs, 2u);
+  EXPECT_EQ(merged_cfg.concurrency, 4u);
+  EXPECT_TRUE(merged_cfg.udp);
+  EXPECT_NEAR(m.jitter_us, (10.0 * 990 + 30.0 * 3000) / 3990, 0.1);
+  EXPECT_NEAR(m.seconds, 1.5, 1e-3);
+  for (double q : {0.5, 0.99, 0.999}) EXPECT_EQ(m.latency.percentile(q), all.percentile(q));
+  // A TCP result among UDP ones is refused, naming it.
+  ClientConfig tcp_cfg;
+  EXPECT_THROW(tcpd::merge_udp_runs({{"a", tcpd::udp_summary_json(cfg, a)},
+                                     {"t", tcpd::load_summary_json(tcp_cfg, LoadResult{})}},
+                                    merged_cfg),
+               std::runtime_error);
+}
